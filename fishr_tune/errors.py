@@ -1,0 +1,15 @@
+"""User-facing errors.
+
+Every bad input a user can cause (unknown dataset, missing file, impossible hparam, ...) raises
+:class:`UserError`. The command-line entry points catch it, print its message as ONE line and exit
+with status 2, so a message must say what is wrong and how to fix it.
+"""
+
+
+class UserError(Exception):
+    """A bad input by the user: message is one line naming the problem and the fix."""
+
+
+def one_line(message: str) -> str:
+    """Collapse a message to a single line (CLIs print exactly one line per error)."""
+    return " ".join(str(message).split())
