@@ -1,0 +1,60 @@
+"""Connecting to Ray and checking that a trial's resource request can ever be met."""
+
+from __future__ import annotations
+
+import os
+
+from fishr_tune.errors import UserError
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Start a local Ray, or attach to the cluster at ``address`` (``auto`` or ``host:port``).
+
+    An unreachable address becomes a one-line UserError instead of Ray's traceback.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs = {"include_dashboard": False, "log_to_driver": True,
+              "configure_logging": True, "logging_level": "WARNING"}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        target = address or "a local Ray"
+        raise UserError(f"cannot connect to Ray cluster at {target} ({str(exc).splitlines()[0]}):"
+                        " start one with `ray start --head` or fix --address") from None
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse a per-trial request that no alive node can ever satisfy.
+
+    Ray would otherwise keep such trials PENDING forever (GPUs on a GPU-less cluster, more CPUs
+    than any single node has).
+    """
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    max_cpu = max((r.get("CPU", 0) for r in nodes), default=0)
+    max_gpu = max((r.get("GPU", 0) for r in nodes), default=0)
+    if gpus_per_trial > 0 and max_gpu == 0:
+        raise UserError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has no GPU: use "
+                        "--gpus-per-trial 0 or add GPU nodes")
+    if gpus_per_trial > max_gpu:
+        raise UserError(f"--gpus-per-trial {gpus_per_trial} exceeds the most GPUs of any node "
+                        f"({max_gpu:g}): ask for at most {max_gpu:g}")
+    if cpus_per_trial > max_cpu:
+        raise UserError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the most CPUs of any node "
+                        f"({max_cpu:g}): ask for at most {max_cpu:g}")
+
+
+def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> dict:
+    """Ray Tune resource dict of one trial (fractional GPUs share a device)."""
+    resources = {"cpu": cpus_per_trial}
+    if gpus_per_trial:
+        resources["gpu"] = gpus_per_trial
+    return resources
