@@ -147,3 +147,8 @@ def folder_spec(path: str) -> DatasetSpec:
                         "PATH/<env>/<class>/<image>")
     base = _images(f"folder:{root}", envs, root, envs, len(classes))
     return replace(base, aliases=())
+
+
+def download_command(name: str, data_dir: str | None = None) -> str:
+    """The command that fetches dataset ``name`` into ``data_dir`` (``D`` when unknown)."""
+    return f"python -m fishr_tune.download {name} --data-dir {data_dir or 'D'}"
