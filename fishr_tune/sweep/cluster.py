@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 import os
+import socket
 
 from fishr_tune.errors import UserError
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe_address(address: str) -> None:
+    """Fail fast when ``host:port`` does not accept connections.
+
+    ``ray.init`` retries an unreachable GCS for minutes; a TCP probe answers in seconds.
+    ``auto`` is left to Ray, which fails at once when no local cluster is running.
+    """
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address} is not host:port or auto: pass e.g. "
+                        "--address 10.0.0.1:6379 or --address auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}): "
+                        "start it with `ray start --head` or fix --address") from None
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
@@ -19,6 +43,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     kwargs = {"include_dashboard": False, "log_to_driver": True,
               "configure_logging": True, "logging_level": "WARNING"}
+    if address:
+        probe_address(address)
     try:
         if address:
             ray.init(address=address, **kwargs)

@@ -155,8 +155,8 @@ def summarise(config: SweepConfig, results, wall_time_s: float) -> SweepOutcome:
     if status is not None:
         for value, n in status.value_counts().items():
             counts[value] = counts.get(value, 0) + int(n)
-    keys = {r.metrics.get("trial_key") for r in results if r.metrics}
-    counts["error"] += sum(1 for r in results if r.error and not r.metrics.get("trial_key"))
+    # A trial that failed before it could build its records is only known to Tune.
+    tune_errors = sum(1 for r in results if r.error)
+    counts["error"] = max(counts["error"], tune_errors)
     counts["trials"] = len(results)
-    counts["not_in_sweep"] = 0 if status is None else int((~status.index.isin(keys)).sum())
     return SweepOutcome(config.sweep_dir, counts, wall_time_s, records)

