@@ -1,0 +1,77 @@
+"""Command line: show a search space, or the configuration a seed pair draws.
+
+    python -m search_spaces --algorithm Fishr --dataset officehome
+    python -m search_spaces --algorithm Fishr --dataset cmnist --hparams-seed 1 --trial-seed 0
+    python -m search_spaces --algorithm Fishr --dataset VLCS --hparams-seed 3 --hparams '{"ema": 0.9}'
+
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fishr_tune.datasets.registry import get_spec
+from fishr_tune.errors import UserError, one_line
+from search_spaces.api import canonical_algorithm, describe, resolve_hparams
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus a message; we want the project's one-line errors."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see python -m search_spaces --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search_spaces",
+                     description="Print DomainBed's hparam search space for an algorithm and "
+                                 "dataset, or the configuration drawn for a seed pair (JSON).")
+    parser.add_argument("--algorithm", required=True, help="e.g. Fishr, ERM, IRM (any case)")
+    parser.add_argument("--dataset", required=True, help="e.g. ColoredMNIST, officehome")
+    parser.add_argument("--hparams-seed", type=int, default=None,
+                        help="DomainBed hparams_seed (0 = defaults); prints JSON")
+    parser.add_argument("--trial-seed", type=int, default=None,
+                        help="DomainBed trial_seed (default 0); prints JSON")
+    parser.add_argument("--hparams", default=None,
+                        help='JSON object of fixed hparams, e.g. \'{"lambda": 100}\'')
+    return parser
+
+
+def _overrides(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"--hparams is not valid JSON ({err.msg} at column {err.colno}): "
+                        "pass an object such as '{\"lambda\": 100}'") from None
+
+
+def format_table(rows: list[tuple]) -> str:
+    """Rows (name, default, distribution) as aligned text columns under a header."""
+    lines = [("name", "default", "distribution")] + [(n, repr(d), t) for n, d, t in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(2)]
+    return "\n".join(f"{n:<{widths[0]}}  {d:<{widths[1]}}  {t}" for n, d, t in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 on bad input)."""
+    try:
+        args = _parser().parse_args(argv)
+        overrides = _overrides(args.hparams)
+        if args.hparams_seed is None and args.trial_seed is None:
+            rows = describe(args.algorithm, args.dataset, overrides)  # validates before printing
+            algorithm, spec = canonical_algorithm(args.algorithm), get_spec(args.dataset)
+            print(f"# {algorithm} on {spec.name} (dataset group: {spec.hparams_group})")
+            print(format_table(rows))
+        else:
+            hparams = resolve_hparams(args.algorithm, args.dataset, args.hparams_seed or 0,
+                                      args.trial_seed or 0, overrides)
+            print(json.dumps(hparams, indent=2))
+    except UserError as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return 2
+    return 0
