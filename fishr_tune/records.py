@@ -19,6 +19,8 @@ step                int64           training step of this checkpoint (null: fail
 epoch               float64         step / steps_per_epoch (DomainBed's definition)
 step_time           float64         mean seconds per step since the previous checkpoint
 mem_gb              float64         peak CUDA memory in GiB (0 on CPU)
+elapsed_s           float64         the trial's own seconds so far (training + evaluation,
+                                    summed over resumed attempts)
 env{i}_in_acc       float64         accuracy on env i's in split, for every env i
 env{i}_out_acc      float64         accuracy on env i's out (holdout) split
 <update keys>       float64         every key ``update()`` returns (loss, nll, penalty, ...),
@@ -58,6 +60,7 @@ CORE_FIELDS: dict[str, pa.DataType] = {
     "epoch": pa.float64(),
     "step_time": pa.float64(),
     "mem_gb": pa.float64(),
+    "elapsed_s": pa.float64(),
     "hparams": pa.string(),
     "args": pa.string(),
     "search": pa.string(),

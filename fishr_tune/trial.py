@@ -200,6 +200,7 @@ class Trial:
         self.next_step = 0
         self.records: list[dict] = []
         self.extra_columns: dict = {}  # e.g. the sweep's node_id
+        self.elapsed_s = 0.0
         self._reset_averages()
 
     # ---- training -------------------------------------------------------------------------
@@ -239,6 +240,7 @@ class Trial:
                 caller's job, see :meth:`final_records`).
         """
         streams = self._minibatch_streams()
+        resumed_at = time.perf_counter() - self.elapsed_s
         for step in range(self.next_step, self.args.steps):
             start = time.perf_counter()
             minibatches = [(x.to(self.device, non_blocking=True), y.to(self.device))
@@ -253,6 +255,7 @@ class Trial:
             self.next_step = step + 1
             if step % self.args.checkpoint_freq == 0 or step == self.args.steps - 1:
                 record = self.checkpoint_record(step)
+                self.elapsed_s = record["elapsed_s"] = time.perf_counter() - resumed_at
                 self.records.append(record)
                 if on_checkpoint is not None:
                     on_checkpoint(self, record)
@@ -301,6 +304,7 @@ class Trial:
         state = {"trial_id": self.trial_id, "next_step": self.next_step,
                  "algorithm": self.algorithm.state(), "sums": dict(self._sums),
                  "count": self._count, "records": list(self.records),
+                 "elapsed_s": self.elapsed_s,
                  "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                          "python": random.getstate()}}
         if self.device.type == "cuda":
@@ -316,6 +320,7 @@ class Trial:
         self.next_step = state["next_step"]
         self._sums, self._count = dict(state["sums"]), state["count"]
         self.records = list(state["records"])
+        self.elapsed_s = state["elapsed_s"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
