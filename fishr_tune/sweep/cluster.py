@@ -41,8 +41,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    kwargs = {"include_dashboard": False, "log_to_driver": True,
-              "configure_logging": True, "logging_level": "WARNING"}
+    # Workers log at WARNING: Tune's per-checkpoint INFO lines would drown the progress table.
+    kwargs = {"include_dashboard": False, "log_to_driver": True, "logging_level": "WARNING",
+              "logging_config": ray.LoggingConfig(log_level="WARNING")}
     if address:
         probe_address(address)
     try:

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 # Snapshot the experiment state every second (default >= 10 s): after a killed driver, restore
 # only knows trials that were in the last snapshot (ray-2.60-notes, section 2).
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+# Those frequent snapshots are deliberate: don't warn about them at every checkpoint.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# The legacy output engine honours a CLIReporter: one compact table instead of a box per trial.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 from fishr_tune.datasets import get_spec, load_raw  # noqa: E402
 from fishr_tune.errors import UserError  # noqa: E402
@@ -88,6 +91,18 @@ def build_trainable(config: SweepConfig):
                                trial_resources(config.cpus_per_trial, config.gpus_per_trial))
 
 
+def progress_reporter():
+    """A compact progress table: the job's study and seed, its step and objective."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        parameter_columns={"job/study/algorithm": "algorithm", "job/study/test_envs": "test_envs",
+                           "job/study/trial_seed": "trial_seed", "job/hparams_seed": "hparams_seed",
+                           "job/trial_index": "index"},
+        metric_columns={"step": "step", "objective": "objective"},
+        max_report_frequency=15, max_progress_rows=12)
+
+
 def build_tuner(config: SweepConfig, trainable):
     """A new Tuner: grid over DomainBed draws (random) or the per-study TPE multiplexer."""
     from ray import tune
@@ -96,6 +111,7 @@ def build_tuner(config: SweepConfig, trainable):
                            config.test_envs, config.test_env_pairs)
     run_config = tune.RunConfig(
         name=config.name, storage_path=_absolute_storage(config.output), verbose=1,
+        progress_reporter=progress_reporter(),
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     if config.search == "random" or config.jobs:
