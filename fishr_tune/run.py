@@ -12,7 +12,6 @@ Records: ``<output>/<name>/records/<trial_id>.parquet`` (see fishr_tune.records 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from fishr_tune.errors import UserError, one_line
@@ -85,7 +84,7 @@ def print_summary(outcome) -> None:
     c = outcome.counts
     print(f"\nsweep finished: {c['trials']} trials: {c['ok']} ok, {c['error']} error, "
           f"{c['diverged']} diverged in {outcome.wall_time_s:.0f} s")
-    print(f"records: {os.path.abspath(outcome.records_dir) if '://' not in outcome.records_dir else outcome.records_dir}")
+    print(f"records: {outcome.records_dir}")
     print(selection_report(outcome.records))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -92,8 +93,10 @@ class SweepConfig:
         if steps is None and all(get_spec(d).kind == "embedded" for d in datasets):
             steps = DEFAULT_EMBEDDED_STEPS
         name = self.name or f"{datasets[0]}-{self.search}-{time.strftime('%Y%m%d-%H%M%S')}"
+        output = self.output if "://" in self.output else \
+            os.path.abspath(os.path.expanduser(self.output))
         return dataclasses.replace(self, datasets=datasets, algorithms=algorithms, steps=steps,
-                                   name=name)
+                                   name=name, output=output)
 
     def save(self) -> None:
         """Write ``sweep.json`` (atomically) into the sweep folder."""

@@ -63,18 +63,14 @@ def prepare(config: SweepConfig, resume: bool) -> SweepConfig:
     return config
 
 
-def _settings(config: SweepConfig, sweep_dir: str) -> dict:
+def _settings(config: SweepConfig) -> dict:
     """What every trial needs besides its own job (bound once with tune.with_parameters)."""
     return {"data_dir": config.data_dir, "steps": config.steps,
             "checkpoint_freq": config.checkpoint_freq,
             "holdout_fraction": config.holdout_fraction, "hparams": config.hparams,
             "weights": config.weights, "num_workers": config.num_workers,
-            "search": config.search, "objective": config.objective, "sweep_dir": sweep_dir,
+            "search": config.search, "objective": config.objective, "sweep_dir": config.sweep_dir,
             "cpus_per_trial": config.cpus_per_trial}
-
-
-def _absolute_storage(output: str) -> str:
-    return output if "://" in output else os.path.abspath(os.path.expanduser(output))
 
 
 def build_trainable(config: SweepConfig):
@@ -84,8 +80,7 @@ def build_trainable(config: SweepConfig):
     from fishr_tune.sweep.trainable import sweep_trainable
 
     raw = {name: load_raw(get_spec(name), config.data_dir) for name in config.datasets}
-    sweep_dir = join(_absolute_storage(config.output), config.name)
-    trainable = tune.with_parameters(sweep_trainable, settings=_settings(config, sweep_dir),
+    trainable = tune.with_parameters(sweep_trainable, settings=_settings(config),
                                      raw_by_dataset=raw)
     return tune.with_resources(trainable,
                                trial_resources(config.cpus_per_trial, config.gpus_per_trial))
@@ -110,7 +105,7 @@ def build_tuner(config: SweepConfig, trainable):
     studies = plan_studies(config.datasets, config.algorithms, config.trial_seeds,
                            config.test_envs, config.test_env_pairs)
     run_config = tune.RunConfig(
-        name=config.name, storage_path=_absolute_storage(config.output), verbose=1,
+        name=config.name, storage_path=config.output, verbose=1,
         progress_reporter=progress_reporter(),
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
@@ -150,7 +145,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
     trainable = build_trainable(config)  # loads data first: a missing folder fails before Ray
     connect(address, num_cpus)
     check_resources(config.cpus_per_trial, config.gpus_per_trial)
-    path = join(_absolute_storage(config.output), config.name)
+    path = config.sweep_dir
     if resume:
         if not tune.Tuner.can_restore(path):
             raise UserError(f"sweep '{config.name}' has no Ray Tune state to restore under "
