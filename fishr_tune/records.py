@@ -70,7 +70,7 @@ CORE_FIELDS: dict[str, pa.DataType] = {
     "code_version": pa.string(),
     "node_id": pa.string(),
 }
-STATUSES = ("ok", "error", "diverged")
+STATUSES = ("ok", "error", "diverged", "running")
 SEARCHES = ("random", "bayes", "single")
 JSON_COLUMNS = ("hparams", "args")
 ENV_ACC = re.compile(r"^env(\d+)_(in|out|uda)_acc$")

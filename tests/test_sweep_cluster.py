@@ -47,11 +47,13 @@ def _finished(records_dir):
 
 
 @pytest.mark.timeout(600)
-def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path):
+@pytest.mark.parametrize("search", ["random", "bayes"])
+def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
     base = [sys.executable, "-m", "fishr_tune.run", "--dataset", "colored_digits",
             "--algorithms", "ERM", "--test-envs", "2", "--trial-seeds", "1",
             "--output", str(tmp_path), "--name", "killed", "--num-cpus", "2"]
-    first = base + ["--num-samples", "8", "--steps", "400", "--checkpoint-freq", "100"]
+    first = base + ["--num-samples", "8", "--steps", "400", "--checkpoint-freq", "100",
+                    "--search", search]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(first, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -70,7 +72,15 @@ def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path):
     df = read_records(str(tmp_path / "killed"))
     trials = df.groupby("trial_id")
     assert trials.ngroups == 8
-    assert sorted(df.groupby("trial_id").first()["hparams_seed"]) == list(range(1, 9))
+    assert sorted(df.groupby("trial_id").first()["trial_index"]) == list(range(8))
+    if search == "random":
+        assert sorted(df.groupby("trial_id").first()["hparams_seed"]) == list(range(1, 9))
+    else:  # every TPE proposal told to its Optuna study exactly once
+        import optuna
+        study = optuna.load_study(study_name="ColoredDigits.ERM.env2.seed0",
+                                  storage=f"sqlite:///{tmp_path}/killed/optuna.db")
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(complete) == 8
     for _, rows in trials:
         assert sorted(rows["step"]) == [0, 100, 200, 300, 399]  # each checkpoint exactly once
         assert set(rows["status"]) == {"ok"}

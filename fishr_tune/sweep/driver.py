@@ -20,12 +20,14 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 from fishr_tune.datasets import get_spec, load_raw  # noqa: E402
 from fishr_tune.errors import UserError  # noqa: E402
-from fishr_tune.records import RECORDS_DIR, join, read_records, resolve_filesystem  # noqa: E402
+from fishr_tune.records import (RECORDS_DIR, join, read_records, records_path,  # noqa: E402
+                                resolve_filesystem, write_records)
 from fishr_tune.sweep.cluster import check_resources, connect, trial_resources  # noqa: E402
 from fishr_tune.sweep.config import SweepConfig  # noqa: E402
 from fishr_tune.sweep.plan import plan_studies, random_jobs  # noqa: E402
 
 OPTUNA_DB = "optuna.db"
+INTERRUPTED_DIR = "interrupted"
 
 
 @dataclass
@@ -158,11 +160,38 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
     return summarise(config, results, time.time() - start)
 
 
+def settle_unfinished(config: SweepConfig, results) -> None:
+    """Give every record file still marked ``running`` after ``fit()`` its real fate.
+
+    Its trial is either part of this experiment but its process died without a word (status
+    ``error``), or an orphan of a killed driver whose trial Tune did not know at restore, because
+    it started after the last experiment snapshot (a Bayesian proposal then gets replaced by a new
+    one). Orphans move to ``<sweep>/interrupted/``: kept, but not counted as a trial twice.
+    """
+    import pyarrow.parquet as pq
+
+    records = read_records(join(config.sweep_dir, RECORDS_DIR))
+    if not len(records):
+        return
+    keys = {r.metrics.get("trial_key") for r in results if r.metrics}
+    fs, root = resolve_filesystem(config.sweep_dir)
+    for trial_id in records.loc[records["status"] == "running", "trial_id"].unique():
+        source = f"{root}/{RECORDS_DIR}/{trial_id}.parquet"
+        if trial_id in keys:
+            rows = pq.read_table(source, filesystem=fs).to_pylist()
+            write_records([dict(r, status="error", error="trial process ended before finishing")
+                           for r in rows], records_path(config.sweep_dir, trial_id))
+        else:
+            fs.create_dir(f"{root}/{INTERRUPTED_DIR}", recursive=True)
+            fs.move(source, f"{root}/{INTERRUPTED_DIR}/{trial_id}.parquet")
+
+
 def summarise(config: SweepConfig, results, wall_time_s: float) -> SweepOutcome:
     """Count trials per final status from the records (plus Tune errors without records)."""
+    settle_unfinished(config, results)
     records = read_records(join(config.sweep_dir, RECORDS_DIR))
     status = records.groupby("trial_id")["status"].first() if len(records) else None
-    counts = {s: 0 for s in ("ok", "error", "diverged", "running")}
+    counts = {s: 0 for s in ("ok", "error", "diverged")}
     if status is not None:
         for value, n in status.value_counts().items():
             counts[value] = counts.get(value, 0) + int(n)
