@@ -124,3 +124,11 @@ def test_existing_sweep_is_never_overwritten_and_resume_needs_one(local_ray, tmp
     assert {p.name: p.read_bytes() for p in (tmp_path / "keep" / "records").iterdir()} == before
     assert len(read_records(str(tmp_path / "keep"))) == 4
     assert outcome.counts["ok"] == 1
+
+
+def test_output_given_as_a_filesystem_uri(local_ray, tmp_path):
+    outcome = run_sweep(_config(tmp_path, "uri", algorithms=["ERM"], num_samples=1,
+                                output=f"file://{tmp_path}/store"))
+    assert outcome.counts["ok"] == 1
+    files = list((tmp_path / "store" / "uri" / "records").glob("*.parquet"))
+    assert len(files) == 1 and len(read_records(f"file://{tmp_path}/store/uri")) == 4
