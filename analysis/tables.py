@@ -30,8 +30,15 @@ def format_cell(values) -> str:
 def dataset_table(selected: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Rows = algorithms, columns = env labels then Avg (mean of per-env means, X if missing)."""
     spec = get_spec(dataset)
+    from search_spaces import algorithm_names
+
+    order = {name: i for i, name in enumerate(algorithm_names())}
     rows = {}
-    for algorithm, by_alg in selected[selected["dataset"] == spec.name].groupby("algorithm"):
+    of_dataset = selected[selected["dataset"] == spec.name]
+    # DomainBed's ALGORITHMS order, unknown names last.
+    for algorithm in sorted(of_dataset["algorithm"].unique(),
+                            key=lambda a: (order.get(a, len(order)), a)):
+        by_alg = of_dataset[of_dataset["algorithm"] == algorithm]
         row, means = {}, []
         for env, label in enumerate(spec.environments):
             values = by_alg[by_alg["test_env"] == env]["test_acc"].tolist()
