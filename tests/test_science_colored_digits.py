@@ -1,0 +1,96 @@
+"""The science check of issue 2: under the Fishr paper's IRM protocol (sec. 5.1) on the embedded
+ColoredDigits, Fishr's accuracy on the -90% environment is far above ERM's.
+
+A reduced run of ``benchmarks/colored_digits_irm_protocol.py`` (which documents the protocol, the
+penalty convention and the caveats): the full protocol (501 full-batch steps, penalty weight
+91257.19 from step 190) on 2 restarts instead of 10, ERM and Fishr on the same seeds.
+
+Margin, from the benchmark's runs of restarts 0..29 (1 torch thread, CPU): ERM 26.7 +/- 3.3,
+Fishr 40.9 +/- 5.0, Fishr with lambda = 0 after the warm-up (the control) 26.5 +/- 3.3. The paired
+Fishr - ERM gap averaged 14.3 points; it was >= 7.9 in 29 restarts and -0.8 in one (restart 25).
+Over all 435 pairs of those restarts, the 2-restart mean gap fell below MARGIN_POINTS = 5 in 1.6%
+(only pairs with restart 25) and never below 3.5, while the control's 2-restart mean gap never
+exceeded 0.6 (its single restarts stay within -1.2..+0.7). So lambda = 0, a constant or
+gradient-free penalty fails the assertion (as does the train-accuracy check); a change of
+seeds or of BLAS numerics very probably does not. The restarts here (0, 1) gave 8.2 and 18.5.
+"""
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "colored_digits_irm_protocol.py"
+RESTARTS = (0, 1)
+MARGIN_POINTS = 5.0  # required mean paired Fishr - ERM gap on -90%, in points; see the module doc
+
+
+def _load_protocol():
+    name = "colored_digits_irm_protocol"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def protocol():
+    return _load_protocol()
+
+
+@pytest.fixture
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_summed_penalty_is_the_irm_setups_fishr_penalty(protocol):
+    """E * |w| * fishr_penalty of the class-1 variances == the paper script's penalty: per-sample
+    BCE gradients of a Linear(D, 1), centred variance per env, sum over coordinates of the squared
+    difference to the env mean, summed over envs (value and gradient, float64)."""
+    gen = torch.Generator().manual_seed(0)
+    dim, sizes = 7, [5, 8]
+    z = torch.randn(sum(sizes), dim, generator=gen, dtype=torch.float64, requires_grad=True)
+    layer = torch.nn.Linear(dim, 1).double()
+    y = torch.randint(0, 2, (sum(sizes),), generator=gen)
+
+    got = protocol.summed_fishr_penalty(z, layer(z).squeeze(1), y, sizes)
+
+    grads = []
+    for i in range(len(y)):
+        loss = F.binary_cross_entropy_with_logits(layer(z[i:i + 1]).squeeze(1), y[i:i + 1].double())
+        g_w, g_b = torch.autograd.grad(loss, (layer.weight, layer.bias), create_graph=True)
+        grads.append(torch.cat([g_w.flatten(), g_b]))
+    variances = torch.stack([(g - g.mean(0)).square().mean(0)
+                             for g in torch.stack(grads).split(sizes)])
+    want = sum((v - variances.mean(0)).square().sum() for v in variances)
+
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, z, retain_graph=True)[0],
+                               torch.autograd.grad(want, z)[0])
+
+
+def test_fishr_far_above_erm_on_minus_90(protocol, one_thread):
+    start = time.perf_counter()
+    results = protocol.run_protocol(RESTARTS, control=False)
+    elapsed = time.perf_counter() - start
+    erm = [100 * r.test_acc for r in results["ERM"]]
+    fishr = [100 * r.test_acc for r in results["Fishr"]]
+    gaps = [f - e for f, e in zip(fishr, erm)]
+    summary = (f"-90% accuracy, restarts {RESTARTS}: ERM {erm}, Fishr {fishr}, gaps {gaps} "
+               f"({elapsed:.0f} s)\n" + protocol.format_table(results))
+    print(summary)
+    assert sum(gaps) / len(gaps) >= MARGIN_POINTS, summary
+    # The penalty really constrained training: ERM (and the lambda = 0 control) memorise the
+    # training envs (>= 99.7% in all 30 measured restarts), Fishr stays below (<= 95.2%).
+    fishr_train = [r.train_acc for r in results["Fishr"]]
+    erm_train = [r.train_acc for r in results["ERM"]]
+    assert max(fishr_train) < min(erm_train), summary
