@@ -49,8 +49,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     try:
         if address:
             ray.init(address=address, **kwargs)
+        elif os.environ.get("RAY_ADDRESS"):  # launched as a Ray job: join that cluster
+            ray.init(**kwargs)
         else:
-            ray.init(num_cpus=num_cpus, **kwargs)
+            # "local": a private Ray, never silently joining a `ray start` cluster on the machine.
+            ray.init(address="local", num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = address or "a local Ray"
         raise UserError(f"cannot connect to Ray cluster at {target} ({str(exc).splitlines()[0]}):"
