@@ -20,11 +20,11 @@ SEARCHES = ("random", "bayes")
 OBJECTIVES = ("iid", "oracle")
 
 # The embedded default: 2 algorithms x 3 test envs x 2 trial seeds x 4 hparams = 48 trials of
-# 600 steps, which finishes in a few minutes on a 2-core machine (README has the figure).
+# 300 steps: 2.5 minutes on a quiet 2-core machine, within 10 under load (README has the figure).
 DEFAULT_ALGORITHMS = ["ERM", "Fishr"]
 DEFAULT_NUM_SAMPLES = 4
 DEFAULT_TRIAL_SEEDS = 2
-DEFAULT_EMBEDDED_STEPS = 600
+DEFAULT_EMBEDDED_STEPS = 300
 
 
 @dataclass
