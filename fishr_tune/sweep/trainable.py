@@ -37,6 +37,19 @@ def objective_value(record: dict, test_envs, n_envs: int, objective: str) -> flo
     return sum(accs) / len(accs)
 
 
+def trial_objective(records: list[dict], test_envs, n_envs: int, objective: str) -> float | None:
+    """The objective of a trial so far (restored records included).
+
+    ``iid``: the best checkpoint's value, since training-domain validation selects the best
+    checkpoint. ``oracle``: the latest checkpoint's, since oracle selection uses the last one.
+    """
+    values = [objective_value(r, test_envs, n_envs, objective) for r in records]
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return max(values) if objective == "iid" else values[-1]
+
+
 def make_trial(config: dict, settings: dict, raw_by_dataset: dict, search: str) -> Trial:
     """Build the training-core trial of one Tune config."""
     from search_spaces import resolve_hparams
@@ -73,34 +86,22 @@ def sweep_trainable(config: dict, settings: dict, raw_by_dataset: dict) -> None:
         with checkpoint.as_directory() as folder:
             trial.load_state_dict(torch.load(os.path.join(folder, STATE_FILE), weights_only=False))
     n_envs = len(trial.splits)
-    best = {"value": None}
 
     def report(trial_, record):
-        value = objective_value(record, trial_.args.test_envs, n_envs, settings["objective"])
-        if settings["objective"] == "iid" and value is not None:
-            # Training-domain validation selects the best checkpoint: optimise that.
-            value = max(value, best["value"] if best["value"] is not None else value)
-        best["value"] = value
+        value = trial_objective(trial_.records, trial_.args.test_envs, n_envs,
+                                settings["objective"])
         write_records(trial_.final_records("running"), out_file)
-        metrics = {"step": record["step"], OBJECTIVE: value, "trial_key": trial_.trial_id,
-                   "status": "running"}
+        metrics = {"step": record["step"], OBJECTIVE: value, "trial_key": trial_.trial_id}
         with tempfile.TemporaryDirectory() as folder:
             torch.save(trial_.state_dict(), os.path.join(folder, STATE_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    if trial.records:  # resumed: the best objective so far comes from the restored records
-        for record in trial.records:
-            value = objective_value(record, trial.args.test_envs, n_envs, settings["objective"])
-            if value is not None and (best["value"] is None or settings["objective"] == "oracle"
-                                      or value > best["value"]):
-                best["value"] = value
     try:
         trial.run(report)
     except TrialDiverged as exc:
         write_records(trial.final_records("diverged", str(exc)), out_file)
         # No objective: the searcher records the proposal as failed, not as a good score.
-        tune.report({"step": trial.next_step - 1, OBJECTIVE: None, "status": "diverged",
-                     "trial_key": trial.trial_id})
+        tune.report({"step": trial.next_step - 1, OBJECTIVE: None, "trial_key": trial.trial_id})
         return
     except Exception as exc:  # recorded, then re-raised so FailureConfig can retry the trial
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
