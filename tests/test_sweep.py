@@ -132,3 +132,11 @@ def test_output_given_as_a_filesystem_uri(local_ray, tmp_path):
     assert outcome.counts["ok"] == 1
     files = list((tmp_path / "store" / "uri" / "records").glob("*.parquet"))
     assert len(files) == 1 and len(read_records(f"file://{tmp_path}/store/uri")) == 4
+
+
+def test_bayes_proposals_get_distinct_job_seeds(local_ray, tmp_path):
+    outcome = run_sweep(_config(tmp_path, "seeds", algorithms=["ERM"], search="bayes",
+                                num_samples=3, startup_trials=2, steps=2, checkpoint_freq=1))
+    trials = _trials(outcome.records)
+    assert len(trials) == 3 and trials["seed"].nunique() == 3
+    assert trials["hparams_seed"].isna().all()

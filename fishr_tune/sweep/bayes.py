@@ -52,7 +52,7 @@ class StudyMultiplexer(Searcher):
     """One OptunaSearch per study; each study gets ``num_samples`` proposals.
 
     Each suggested config is ``{"job": {"study", "hparams_seed": None, "trial_index",
-    "hparams"}}`` where ``hparams`` holds the TPE proposal merged with the fixed values.
+    "hparams", "seed"}}`` where ``hparams`` holds the TPE proposal merged with the fixed values.
     """
 
     def __init__(self, studies: list[Study], num_samples: int, overrides: dict | None,
@@ -87,8 +87,11 @@ class StudyMultiplexer(Searcher):
             index = self.proposed[key]
             self.proposed[key] += 1
             self.trial_study[trial_id] = key
+            # Each proposal gets its own job seed (model init, minibatches), as DomainBed's
+            # hparams seeds do; a pure function of the study and proposal index.
             return {"job": {"study": self.studies[key].as_dict(), "hparams_seed": None,
-                            "trial_index": index, "hparams": hparams}}
+                            "trial_index": index, "hparams": hparams,
+                            "seed": seed_hash(key, index)}}
         return Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
