@@ -133,18 +133,26 @@ def records_path(output: str, trial_id: str) -> str:
     return join(output, RECORDS_DIR, f"{trial_id}.parquet")
 
 
-def write_records(records: list[dict], path: str) -> None:
-    """Write records to ``path`` atomically: a temporary file in the same folder, then a rename.
+def write_atomically(path: str, write) -> None:
+    """Write a file atomically: ``write(stream)`` fills a temporary file beside ``path``, which
+    is then renamed onto it, so a reader (or a killed writer) never sees a half-written file.
 
-    A reader (or a killed writer) never sees a half-written file, so a sweep's result folder is
-    always readable as one dataset.
+    ``path`` is a local path or any URI that pyarrow's filesystems accept.
     """
     fs, local = resolve_filesystem(path)
     folder = local.rsplit("/", 1)[0]
     fs.create_dir(folder, recursive=True)
-    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
-    pq.write_table(records_table(records), tmp, filesystem=fs)
+    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
+    with fs.open_output_stream(tmp) as stream:
+        write(stream)
     fs.move(tmp, local)
+
+
+def write_records(records: list[dict], path: str) -> None:
+    """Write records to ``path`` atomically, so a sweep's result folder is always readable as
+    one dataset."""
+    table = records_table(records)
+    write_atomically(path, lambda stream: pq.write_table(table, stream))
 
 
 def read_records(path: str) -> "pandas.DataFrame":  # noqa: F821

@@ -17,7 +17,8 @@ import sys
 import torch
 
 from fishr_tune.errors import UserError, one_line
-from fishr_tune.records import join, records_path, resolve_filesystem, write_records
+from fishr_tune.records import (join, records_path, resolve_filesystem, write_atomically,
+                                write_records)
 from fishr_tune.trial import Trial, TrialArgs, TrialDiverged
 
 STATE_DIR = "state"
@@ -125,12 +126,8 @@ def run_trial_cli(argv=None) -> int:
 
 
 def _save_state(trial: Trial, path: str) -> None:
-    fs, local = resolve_filesystem(path)
-    fs.create_dir(local.rsplit("/", 1)[0], recursive=True)
-    tmp = local + ".tmp"
-    with fs.open_output_stream(tmp) as f:
-        torch.save(trial.state_dict(), f)
-    fs.move(tmp, local)
+    state = trial.state_dict()
+    write_atomically(path, lambda stream: torch.save(state, stream))
 
 
 def _load_state(trial: Trial, path: str) -> None:

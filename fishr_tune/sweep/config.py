@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from fishr_tune.datasets.registry import DEFAULT_DATASET, get_spec
 from fishr_tune.errors import UserError
-from fishr_tune.records import join, resolve_filesystem
+from fishr_tune.records import join, resolve_filesystem, write_atomically
 
 SWEEP_FILE = "sweep.json"
 SEARCHES = ("random", "bayes")
@@ -100,11 +100,8 @@ class SweepConfig:
 
     def save(self) -> None:
         """Write ``sweep.json`` (atomically) into the sweep folder."""
-        fs, folder = resolve_filesystem(self.sweep_dir)
-        fs.create_dir(folder, recursive=True)
-        with fs.open_output_stream(folder + "/.sweep.json.tmp") as f:
-            f.write(json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True).encode())
-        fs.move(folder + "/.sweep.json.tmp", folder + "/" + SWEEP_FILE)
+        text = json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True).encode()
+        write_atomically(join(self.sweep_dir, SWEEP_FILE), lambda stream: stream.write(text))
 
     @classmethod
     def load(cls, output: str, name: str) -> "SweepConfig":
