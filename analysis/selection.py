@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fishr_tune.datasets.registry import get_spec
+from fishr_tune.records import env_acc_column
 
 GROUP_KEYS = ["trial_seed", "dataset", "algorithm", "test_env"]
 
@@ -31,9 +32,9 @@ class TrainingDomainValidation:
     def run_acc(self, run: pd.DataFrame, test_env: int, n_envs: int):
         """(val_acc, test_acc, step) of one run."""
         envs = [e for e in range(n_envs) if e != test_env]
-        val = run[[f"env{e}_out_acc" for e in envs]].mean(axis=1)
+        val = run[[env_acc_column(e, "out") for e in envs]].mean(axis=1)
         best = val.idxmax()
-        return float(val[best]), float(run.loc[best, f"env{test_env}_in_acc"]), \
+        return float(val[best]), float(run.loc[best, env_acc_column(test_env, "in")]), \
             int(run.loc[best, "step"])
 
 
@@ -46,8 +47,8 @@ class OracleSelection:
     def run_acc(self, run: pd.DataFrame, test_env: int, n_envs: int):
         """(val_acc, test_acc, step) of one run at its last checkpoint."""
         last = run.loc[run["step"].idxmax()]
-        return float(last[f"env{test_env}_out_acc"]), float(last[f"env{test_env}_in_acc"]), \
-            int(last["step"])
+        val, test = last[env_acc_column(test_env, "out")], last[env_acc_column(test_env, "in")]
+        return float(val), float(test), int(last["step"])
 
 
 METHODS = {"IID": TrainingDomainValidation(), "Oracle": OracleSelection()}

@@ -147,12 +147,12 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
     trainable = build_trainable(config)  # loads data first: a missing folder fails before Ray
     connect(address, num_cpus)
     check_resources(config.cpus_per_trial, config.gpus_per_trial)
-    path = config.sweep_dir
     if resume:
-        if not tune.Tuner.can_restore(path):
+        if not tune.Tuner.can_restore(config.sweep_dir):
             raise UserError(f"sweep '{config.name}' has no Ray Tune state to restore under "
                             f"{config.output}: start it again under a new --name")
-        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(config.sweep_dir, trainable, resume_unfinished=True,
+                                   resume_errored=True)
     else:
         config.save()
         tuner = build_tuner(config, trainable)
@@ -160,36 +160,40 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
     return summarise(config, results, time.time() - start)
 
 
-def settle_unfinished(config: SweepConfig, results) -> None:
+def settle_unfinished(config: SweepConfig, results, records):
     """Give every record file still marked ``running`` after ``fit()`` its real fate.
 
     Its trial is either part of this experiment but its process died without a word (status
     ``error``), or an orphan of a killed driver whose trial Tune did not know at restore, because
     it started after the last experiment snapshot (a Bayesian proposal then gets replaced by a new
     one). Orphans move to ``<sweep>/interrupted/``: kept, but not counted as a trial twice.
+    Returns the sweep's records as they are afterwards.
     """
+    running = records.loc[records["status"] == "running", "trial_id"].unique() \
+        if len(records) else []
+    if not len(running):
+        return records
     import pyarrow.parquet as pq
 
-    records = read_records(join(config.sweep_dir, RECORDS_DIR))
-    if not len(records):
-        return
     keys = {r.metrics.get("trial_key") for r in results if r.metrics}
     fs, root = resolve_filesystem(config.sweep_dir)
-    for trial_id in records.loc[records["status"] == "running", "trial_id"].unique():
-        source = f"{root}/{RECORDS_DIR}/{trial_id}.parquet"
+    for trial_id in running:
+        path = records_path(config.sweep_dir, trial_id)
         if trial_id in keys:
-            rows = pq.read_table(source, filesystem=fs).to_pylist()
+            # Read the file itself: the sweep-wide frame has other datasets' columns as nulls.
+            rows = pq.read_table(resolve_filesystem(path)[1], filesystem=fs).to_pylist()
             write_records([dict(r, status="error", error="trial process ended before finishing")
-                           for r in rows], records_path(config.sweep_dir, trial_id))
+                           for r in rows], path)
         else:
             fs.create_dir(f"{root}/{INTERRUPTED_DIR}", recursive=True)
-            fs.move(source, f"{root}/{INTERRUPTED_DIR}/{trial_id}.parquet")
+            fs.move(resolve_filesystem(path)[1], f"{root}/{INTERRUPTED_DIR}/{trial_id}.parquet")
+    return read_records(join(config.sweep_dir, RECORDS_DIR))
 
 
 def summarise(config: SweepConfig, results, wall_time_s: float) -> SweepOutcome:
     """Count trials per final status from the records (plus Tune errors without records)."""
-    settle_unfinished(config, results)
-    records = read_records(join(config.sweep_dir, RECORDS_DIR))
+    records = settle_unfinished(config, results, read_records(join(config.sweep_dir,
+                                                                    RECORDS_DIR)))
     status = records.groupby("trial_id")["status"].first() if len(records) else None
     counts = {s: 0 for s in ("ok", "error", "diverged")}
     if status is not None:

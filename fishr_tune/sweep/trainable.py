@@ -16,7 +16,7 @@ import ray
 import torch
 from ray import tune
 
-from fishr_tune.records import records_path, write_records
+from fishr_tune.records import env_acc_column, records_path, write_records
 from fishr_tune.sweep.bayes import OBJECTIVE
 from fishr_tune.trial import Trial, TrialArgs, TrialDiverged
 
@@ -31,7 +31,7 @@ def objective_value(record: dict, test_envs, n_envs: int, objective: str) -> flo
     """
     envs = list(test_envs) if objective == "oracle" else \
         [e for e in range(n_envs) if e not in test_envs]
-    accs = [record.get(f"env{e}_out_acc") for e in envs]
+    accs = [record.get(env_acc_column(e, "out")) for e in envs]
     if not accs or any(a is None for a in accs):
         return None
     return sum(accs) / len(accs)
