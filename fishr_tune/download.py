@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fishr_tune.datasets import archives
 from fishr_tune.datasets.mnist import MNIST_FILES, find_idx_file, mnist_raw_dir
 from fishr_tune.datasets.registry import DatasetSpec, download_command, get_spec
-from fishr_tune.errors import UserError, one_line
+from fishr_tune.errors import UserError, exit_status, one_line
 
 CHUNK = 1 << 20
 
@@ -263,13 +263,13 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-archives", action="store_true",
                         help="keep downloaded archives in DATA_DIR/.downloads")
     args = parser.parse_args(argv)
-    try:
+
+    def install() -> int:
         install_dataset(args.dataset, args.data_dir, args.from_archive, args.duplicates_list,
                         args.keep_archives)
-    except UserError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return exit_status(install)
 
 
 if __name__ == "__main__":

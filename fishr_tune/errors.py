@@ -13,3 +13,14 @@ class UserError(Exception):
 def one_line(message: str) -> str:
     """Collapse a message to a single line (CLIs print exactly one line per error)."""
     return " ".join(str(message).split())
+
+
+def exit_status(command, *args) -> int:
+    """Run a CLI body; a UserError becomes one ``error: ...`` line on stderr and status 2."""
+    import sys
+
+    try:
+        return command(*args)
+    except UserError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2

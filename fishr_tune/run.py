@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fishr_tune.errors import UserError, one_line
+from fishr_tune.errors import exit_status
 from fishr_tune.sweep.config import (DEFAULT_ALGORITHMS, DEFAULT_NUM_SAMPLES,
                                      DEFAULT_TRIAL_SEEDS, OBJECTIVES, SEARCHES, SweepConfig)
-from fishr_tune.train import parse_hparams_json, weights_arg
+from fishr_tune.train import weights_arg
+from search_spaces import parse_hparams_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,19 +89,20 @@ def print_summary(outcome) -> None:
     print(selection_report(outcome.records))
 
 
-def main(argv=None) -> int:
-    """Entry point: bad input is one line on stderr and exit status 2."""
+def run_sweep_cli(argv=None) -> int:
+    """Run a sweep from command-line arguments; 1 when any trial ended in error."""
     from fishr_tune.sweep.driver import run_sweep
 
     opts = build_parser().parse_args(argv)
-    try:
-        outcome = run_sweep(config_from_args(opts), resume=opts.resume, address=opts.address,
-                            num_cpus=opts.num_cpus)
-    except UserError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    outcome = run_sweep(config_from_args(opts), resume=opts.resume, address=opts.address,
+                        num_cpus=opts.num_cpus)
     print_summary(outcome)
     return 0 if outcome.counts["error"] == 0 else 1
+
+
+def main(argv=None) -> int:
+    """Entry point: bad input is one line on stderr and exit status 2."""
+    return exit_status(run_sweep_cli, argv)
 
 
 if __name__ == "__main__":

@@ -16,26 +16,12 @@ import sys
 
 import torch
 
-from fishr_tune.errors import UserError, one_line
-from fishr_tune.records import (join, records_path, resolve_filesystem, write_atomically,
-                                write_records)
+from fishr_tune.errors import UserError, exit_status
+from fishr_tune.records import (env_acc_column, join, records_path, resolve_filesystem,
+                                write_atomically, write_records)
 from fishr_tune.trial import Trial, TrialArgs, TrialDiverged
 
 STATE_DIR = "state"
-
-
-def parse_hparams_json(text: str | None) -> dict:
-    """Parse the ``--hparams`` JSON object (UserError with the parser's message otherwise)."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--hparams is not valid JSON ({exc.msg} at char {exc.pos}): pass an "
-                        "object such as '{\"lr\": 0.001}'") from None
-    if not isinstance(value, dict):
-        raise UserError("--hparams must be a JSON object such as '{\"lr\": 0.001}'")
-    return value
 
 
 def weights_arg(weights: str | None, no_pretrained: bool) -> str | None:
@@ -48,7 +34,7 @@ def progress_line(record: dict, n_envs: int) -> str:
     metrics = [f"{k} {record[k]:.4f}" for k in ("loss", "nll", "penalty") if k in record]
     envs = []
     for env in range(n_envs):
-        accs = [record.get(f"env{env}_{s}_acc") for s in ("in", "out")]
+        accs = [record.get(env_acc_column(env, s)) for s in ("in", "out")]
         envs.append(f"env{env} " + "/".join("-" if a is None else f"{a:.3f}" for a in accs))
     return (f"step {record['step']:>5} | epoch {record['epoch']:.2f} | " + " ".join(metrics)
             + f" | {record['step_time'] * 1000:.1f} ms/step | " + " ".join(envs))
@@ -84,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_trial_cli(argv=None) -> int:
     """Run one trial from command-line arguments; returns the exit status."""
-    from search_spaces import resolve_hparams
+    from search_spaces import parse_hparams_json, resolve_hparams
 
     opts = build_parser().parse_args(argv)
     args = TrialArgs(dataset=opts.dataset, algorithm=opts.algorithm, test_envs=opts.test_envs,
@@ -143,11 +129,7 @@ def _load_state(trial: Trial, path: str) -> None:
 
 def main(argv=None) -> int:
     """Entry point: bad input is one line on stderr and exit status 2."""
-    try:
-        return run_trial_cli(argv)
-    except UserError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    return exit_status(run_trial_cli, argv)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@
 """
 
 from search_spaces.api import (OptunaSpace, algorithm_names, canonical_algorithm, default_hparams,
-                               definitions, describe, optuna_space, random_hparams,
-                               resolve_hparams, tune_space, validate_overrides)
+                               definitions, describe, optuna_space, parse_hparams_json,
+                               random_hparams, resolve_hparams, tune_space, validate_overrides)
 
 __all__ = [
     "OptunaSpace", "algorithm_names", "canonical_algorithm", "default_hparams", "definitions",
-    "describe", "optuna_space", "random_hparams", "resolve_hparams", "tune_space",
+    "describe", "optuna_space", "parse_hparams_json", "random_hparams", "resolve_hparams",
+    "tune_space",
     "validate_overrides",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numbers
 from typing import Any, Callable
 
@@ -73,6 +74,20 @@ def random_hparams(algorithm: str, dataset: str, hparams_seed: int, trial_seed: 
     # Constants need no RNG (their DomainBed draw, if any, feeds nothing else).
     return {h.name: h.dist.sample(np.random.RandomState(seed_hash(inner, h.name))
                                   if h.dist.searched else None) for h in defs}
+
+
+def parse_hparams_json(text: str | None) -> dict:
+    """Parse the ``--hparams`` JSON object (UserError with the parser's message otherwise)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--hparams is not valid JSON ({exc.msg} at char {exc.pos}): pass an "
+                        "object such as '{\"lr\": 0.001}'") from None
+    if not isinstance(value, dict):
+        raise UserError("--hparams must be a JSON object such as '{\"lr\": 0.001}'")
+    return value
 
 
 def validate_overrides(algorithm: str, dataset: str, overrides: dict | None) -> dict:

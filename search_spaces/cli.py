@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from fishr_tune.datasets.registry import get_spec
-from fishr_tune.errors import UserError, one_line
-from search_spaces.api import canonical_algorithm, describe, resolve_hparams
+from fishr_tune.errors import UserError, exit_status
+from search_spaces.api import canonical_algorithm, describe, parse_hparams_json, resolve_hparams
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,16 +39,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(text: str | None) -> dict | None:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"--hparams is not valid JSON ({err.msg} at column {err.colno}): "
-                        "pass an object such as '{\"lambda\": 100}'") from None
-
-
 def format_table(rows: list[tuple]) -> str:
     """Rows (name, default, distribution) as aligned text columns under a header."""
     lines = [("name", "default", "distribution")] + [(n, repr(d), t) for n, d, t in rows]
@@ -57,21 +46,22 @@ def format_table(rows: list[tuple]) -> str:
     return "\n".join(f"{n:<{widths[0]}}  {d:<{widths[1]}}  {t}" for n, d, t in lines)
 
 
+def run_cli(argv: list[str] | None = None) -> int:
+    """Print the space (or the drawn configuration); raises UserError on bad input."""
+    args = _parser().parse_args(argv)
+    overrides = parse_hparams_json(args.hparams) or None
+    if args.hparams_seed is None and args.trial_seed is None:
+        rows = describe(args.algorithm, args.dataset, overrides)  # validates before printing
+        algorithm, spec = canonical_algorithm(args.algorithm), get_spec(args.dataset)
+        print(f"# {algorithm} on {spec.name} (dataset group: {spec.hparams_group})")
+        print(format_table(rows))
+    else:
+        hparams = resolve_hparams(args.algorithm, args.dataset, args.hparams_seed or 0,
+                                  args.trial_seed or 0, overrides)
+        print(json.dumps(hparams, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 on bad input)."""
-    try:
-        args = _parser().parse_args(argv)
-        overrides = _overrides(args.hparams)
-        if args.hparams_seed is None and args.trial_seed is None:
-            rows = describe(args.algorithm, args.dataset, overrides)  # validates before printing
-            algorithm, spec = canonical_algorithm(args.algorithm), get_spec(args.dataset)
-            print(f"# {algorithm} on {spec.name} (dataset group: {spec.hparams_group})")
-            print(format_table(rows))
-        else:
-            hparams = resolve_hparams(args.algorithm, args.dataset, args.hparams_seed or 0,
-                                      args.trial_seed or 0, overrides)
-            print(json.dumps(hparams, indent=2))
-    except UserError as err:
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(run_cli, argv)

@@ -10,7 +10,7 @@ from fishr_tune.errors import UserError
 from fishr_tune.records import read_records
 from fishr_tune.sweep.config import SweepConfig
 from fishr_tune.sweep.driver import OPTUNA_DB, run_sweep
-from search_spaces import random_hparams, resolve_hparams
+from search_spaces import random_hparams
 
 STEPS, FREQ = 12, 5  # checkpoints at steps 0, 5, 10, 11
 
