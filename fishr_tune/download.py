@@ -12,7 +12,6 @@ same extraction and layout offline. Progress goes to stderr, so a long download 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from fishr_tune.datasets import archives
 from fishr_tune.datasets.mnist import MNIST_FILES, find_idx_file, mnist_raw_dir
 from fishr_tune.datasets.registry import DatasetSpec, download_command, get_spec
-from fishr_tune.errors import UserError, exit_status, one_line
+from fishr_tune.errors import CLIParser, UserError, exit_status, one_line
 
 CHUNK = 1 << 20
 
@@ -251,8 +250,8 @@ def install_dataset(name: str, data_dir: str, from_archive=None, duplicates_list
 
 def main(argv=None) -> int:
     """Entry point: bad input or a failed download is one line on stderr and exit status 2."""
-    parser = argparse.ArgumentParser(prog="python -m fishr_tune.download",
-                                     description="Fetch a dataset into DomainBed's layout.")
+    parser = CLIParser(prog="python -m fishr_tune.download",
+                       description="Fetch a dataset into DomainBed's layout.")
     parser.add_argument("dataset", help="VLCS, PACS, OfficeHome, TerraIncognita, DomainNet, "
                         "ColoredMNIST or RotatedMNIST (case-insensitive)")
     parser.add_argument("--data-dir", required=True, help="data root (the trainer's --data-dir)")
@@ -262,9 +261,9 @@ def main(argv=None) -> int:
                         help="DomainNet: DomainBed's domain_net_duplicates.txt, if fetched by hand")
     parser.add_argument("--keep-archives", action="store_true",
                         help="keep downloaded archives in DATA_DIR/.downloads")
-    args = parser.parse_args(argv)
 
     def install() -> int:
+        args = parser.parse_args(argv)
         install_dataset(args.dataset, args.data_dir, args.from_archive, args.duplicates_list,
                         args.keep_archives)
         return 0

@@ -6,8 +6,22 @@ with status 2, so a message must say what is wrong and how to fix it.
 """
 
 
+import argparse
+
+
 class UserError(Exception):
     """A bad input by the user: message is one line naming the problem and the fix."""
+
+
+class CLIParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are the project's one-line UserErrors.
+
+    argparse itself prints a usage block plus the message and exits; a CLI run through
+    :func:`exit_status` then prints one ``error: ...`` line and exits with status 2 instead.
+    """
+
+    def error(self, message):
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def one_line(message: str) -> str:

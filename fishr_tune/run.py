@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fishr_tune.errors import exit_status
+from fishr_tune.errors import CLIParser, UserError, exit_status
 from fishr_tune.sweep.config import (DEFAULT_ALGORITHMS, DEFAULT_NUM_SAMPLES,
                                      DEFAULT_TRIAL_SEEDS, OBJECTIVES, SEARCHES, SweepConfig)
 from fishr_tune.train import weights_arg
@@ -23,7 +23,7 @@ from search_spaces import parse_hparams_json
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags (DomainBed's sweep names where it has them)."""
-    p = argparse.ArgumentParser(prog="python -m fishr_tune.run", description=__doc__,
+    p = CLIParser(prog="python -m fishr_tune.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", "--datasets", dest="datasets", nargs="+",
                    default=["colored_digits"])
@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hparams", default=None, help="JSON object of fixed hparams")
     p.add_argument("--output", default="results", help="local path or pyarrow filesystem URI")
     p.add_argument("--name", default="", help="sweep name (default: dataset-search-timestamp)")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name (it must exist)")
+    p.add_argument("--resume-if-exists", action="store_true",
+                   help="continue the sweep --name if it exists, else start it (what "
+                        "fishr_tune.submit runs, so a resubmission resumes)")
     p.add_argument("--address", default=None, help="Ray cluster address (auto, host:port)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -93,8 +96,15 @@ def run_sweep_cli(argv=None) -> int:
     """Run a sweep from command-line arguments; 1 when any trial ended in error."""
     from fishr_tune.sweep.driver import run_sweep
 
+    from fishr_tune.sweep.driver import sweep_exists
+
     opts = build_parser().parse_args(argv)
-    outcome = run_sweep(config_from_args(opts), resume=opts.resume, address=opts.address,
+    resume = opts.resume
+    if opts.resume_if_exists:
+        if not opts.name:
+            raise UserError("--resume-if-exists needs --name: the sweep to continue or start")
+        resume = sweep_exists(opts.output, opts.name)
+    outcome = run_sweep(config_from_args(opts), resume=resume, address=opts.address,
                         num_cpus=opts.num_cpus)
     print_summary(outcome)
     return 0 if outcome.counts["error"] == 0 else 1

@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from fishr_tune.errors import UserError, exit_status
+from fishr_tune.errors import CLIParser, UserError, exit_status
 from fishr_tune.records import (env_acc_column, join, records_path, resolve_filesystem,
                                 write_atomically, write_records)
 from fishr_tune.trial import Trial, TrialArgs, TrialDiverged
@@ -42,7 +42,7 @@ def progress_line(record: dict, n_envs: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags (DomainBed's train-script names where it has one)."""
-    p = argparse.ArgumentParser(prog="python -m fishr_tune.train", description=__doc__,
+    p = CLIParser(prog="python -m fishr_tune.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="colored_digits")
     p.add_argument("--data-dir", default=None)

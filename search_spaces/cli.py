@@ -13,19 +13,12 @@ import argparse
 import json
 
 from fishr_tune.datasets.registry import get_spec
-from fishr_tune.errors import UserError, exit_status
+from fishr_tune.errors import CLIParser, UserError, exit_status
 from search_spaces.api import canonical_algorithm, describe, parse_hparams_json, resolve_hparams
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse prints usage plus a message; we want the project's one-line errors."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see python -m search_spaces --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m search_spaces",
+    parser = CLIParser(prog="python -m search_spaces",
                      description="Print DomainBed's hparam search space for an algorithm and "
                                  "dataset, or the configuration drawn for a seed pair (JSON).")
     parser.add_argument("--algorithm", required=True, help="e.g. Fishr, ERM, IRM (any case)")

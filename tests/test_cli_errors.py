@@ -29,6 +29,9 @@ def _fails_with_one_line(cmd, needle, cwd):
     (["--dataset", "officehome", "--data-dir", "/nonexistent"], "/nonexistent"),
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
     (["--name", "ghost", "--resume"], "no sweep named 'ghost'"),
+    (["--resume-if-exists"], "--resume-if-exists needs --name"),
+    (["--num-samples", "many"], "argument --num-samples: invalid int value"),
+    (["--search", "grid"], "argument --search: invalid choice"),
 ])
 def test_run_cli_bad_input(tmp_path, args, needle):
     _fails_with_one_line(RUN + ["--output", str(tmp_path)] + args, needle, tmp_path)
@@ -43,6 +46,16 @@ def test_run_cli_bad_input(tmp_path, args, needle):
     (["--hparams", '{"ema": 1.0}'], "ema"),
     (["--dataset", "colored_mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
     (["--dataset", "pacs", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["--trial-seed", "x"], "argument --trial-seed: invalid int value"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])
 def test_train_cli_bad_input(tmp_path, args, needle):
     _fails_with_one_line(TRAIN + ["--output", str(tmp_path)] + args, needle, tmp_path)
+
+
+@pytest.mark.parametrize("cmd, needle", [
+    ([sys.executable, "-m", "search_spaces", "--hparams-seed", "x"], "invalid int value"),
+    ([sys.executable, "-m", "fishr_tune.download"], "the following arguments are required"),
+])
+def test_other_clis_argparse_errors_are_one_line(tmp_path, cmd, needle):
+    _fails_with_one_line(cmd, needle, tmp_path)

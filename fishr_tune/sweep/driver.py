@@ -45,10 +45,13 @@ class SweepOutcome:
         return join(self.sweep_dir, RECORDS_DIR)
 
 
-def _sweep_exists(config: SweepConfig) -> bool:
-    fs, folder = resolve_filesystem(config.sweep_dir)
+def sweep_exists(output: str, name: str) -> bool:
+    """Whether the sweep folder ``<output>/<name>`` exists (a local path or a URI)."""
     from pyarrow.fs import FileType
 
+    if "://" not in output:
+        output = os.path.abspath(os.path.expanduser(output))
+    fs, folder = resolve_filesystem(join(output, name))
     return fs.get_file_info(folder).type != FileType.NotFound
 
 
@@ -59,7 +62,7 @@ def prepare(config: SweepConfig, resume: bool) -> SweepConfig:
             raise UserError("--resume needs --name of the sweep to continue")
         return SweepConfig.load(config.output, config.name)
     config = config.resolved()
-    if _sweep_exists(config):
+    if sweep_exists(config.output, config.name):
         raise UserError(f"sweep '{config.name}' already exists under {config.output}: pass "
                         "--resume to continue it, or choose another --name")
     return config
