@@ -14,12 +14,11 @@ import argparse
 import json
 import sys
 
-import torch
-
 from fishr_tune.errors import CLIParser, UserError, exit_status
-from fishr_tune.records import (env_acc_column, join, records_path, resolve_filesystem,
-                                write_atomically, write_records)
-from fishr_tune.trial import Trial, TrialArgs, TrialDiverged
+from fishr_tune.options import SHARED, TRIAL_ONLY, add_flags, from_namespace
+from fishr_tune.records import env_acc_column, join, records_path, write_records
+from fishr_tune.trial import (Trial, TrialArgs, TrialDiverged, load_trial_state,
+                              save_trial_state)
 
 STATE_DIR = "state"
 
@@ -44,23 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags (DomainBed's train-script names where it has one)."""
     p = CLIParser(prog="python -m fishr_tune.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="colored_digits")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--algorithm", default="ERM")
-    p.add_argument("--test-envs", type=int, nargs="+", default=[0])
-    p.add_argument("--hparams", default=None, help="JSON object of fixed hparams")
-    p.add_argument("--hparams-seed", type=int, default=0, help="0 = DomainBed's defaults")
-    p.add_argument("--trial-seed", type=int, default=0)
-    p.add_argument("--seed", type=int, default=None,
-                   help="job seed (default: DomainBed's sweep rule, a hash of the job)")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--checkpoint-freq", type=int, default=None)
-    p.add_argument("--holdout-fraction", type=float, default=0.2)
+    add_flags(p, TRIAL_ONLY, SHARED)
     p.add_argument("--output", default="results/train")
-    p.add_argument("--weights", default=None, help="local ImageNet weights file for ResNets")
-    p.add_argument("--no-pretrained", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--num-workers", type=int, default=0, help="image loader processes")
+    p.add_argument("--no-pretrained", action="store_true", help="ResNets: random init")
     p.add_argument("--save-state", action="store_true",
                    help="save the full trial state at every checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from a saved state")
@@ -73,21 +58,17 @@ def run_trial_cli(argv=None) -> int:
     from search_spaces import parse_hparams_json, resolve_hparams
 
     opts = build_parser().parse_args(argv)
-    args = TrialArgs(dataset=opts.dataset, algorithm=opts.algorithm, test_envs=opts.test_envs,
-                     data_dir=opts.data_dir, hparams_seed=opts.hparams_seed,
-                     trial_seed=opts.trial_seed, seed=opts.seed, steps=opts.steps,
-                     checkpoint_freq=opts.checkpoint_freq,
-                     holdout_fraction=opts.holdout_fraction,
-                     hparams=parse_hparams_json(opts.hparams),
-                     weights=weights_arg(opts.weights, opts.no_pretrained), device=opts.device,
-                     num_workers=opts.num_workers).resolved()
+    args = from_namespace(TrialArgs, opts, hparams=parse_hparams_json(opts.hparams),
+                          weights=weights_arg(opts.weights, opts.no_pretrained)).resolved()
     hparams = resolve_hparams(args.algorithm, args.dataset, args.hparams_seed, args.trial_seed,
                               args.hparams)
     trial = Trial(args, hparams, search="single", trial_index=args.hparams_seed)
     out_file = records_path(opts.output, trial.trial_id)
     state_file = join(opts.output, STATE_DIR, f"{trial.trial_id}.pt")
     if opts.resume:
-        _load_state(trial, state_file)
+        if not load_trial_state(trial, state_file):
+            raise UserError(f"no saved state at {state_file}: run once with --save-state "
+                            "before --resume")
     if not opts.quiet:
         print(f"trial {trial.trial_id}: {args.algorithm} on {args.dataset}, test envs "
               f"{args.test_envs}, hparams {json.dumps(hparams, sort_keys=True)}", flush=True)
@@ -97,7 +78,7 @@ def run_trial_cli(argv=None) -> int:
             print(progress_line(record, len(trial_.splits)), flush=True)
         write_records(trial_.final_records("running"), out_file)
         if opts.save_state:
-            _save_state(trial_, state_file)
+            save_trial_state(trial_, state_file)
 
     try:
         trial.run(on_checkpoint)
@@ -109,22 +90,6 @@ def run_trial_cli(argv=None) -> int:
     if not opts.quiet:
         print(f"records: {out_file}")
     return 0
-
-
-def _save_state(trial: Trial, path: str) -> None:
-    state = trial.state_dict()
-    write_atomically(path, lambda stream: torch.save(state, stream))
-
-
-def _load_state(trial: Trial, path: str) -> None:
-    fs, local = resolve_filesystem(path)
-    try:
-        with fs.open_input_file(local) as f:
-            state = torch.load(f, weights_only=False)
-    except (FileNotFoundError, OSError):
-        raise UserError(f"no saved state at {path}: run once with --save-state before "
-                        "--resume") from None
-    trial.load_state_dict(state)
 
 
 def main(argv=None) -> int:

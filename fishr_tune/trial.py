@@ -11,7 +11,6 @@ import hashlib
 import math
 import random
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,7 +18,9 @@ import torch
 from fishr_tune.algorithms import get_algorithm_class
 from fishr_tune.datasets import build_environments, get_spec, load_raw, split_environments
 from fishr_tune.errors import UserError
-from fishr_tune.records import encode_json, env_acc_column
+from fishr_tune.options import SHARED, TRIAL_ONLY, check_values, dataclass_fields
+from fishr_tune.records import (encode_json, env_acc_column, resolve_filesystem,
+                                write_atomically)
 from fishr_tune.seeding import seed_hash
 from fishr_tune.version import code_version
 from search_spaces import canonical_algorithm
@@ -32,51 +33,18 @@ class TrialDiverged(RuntimeError):
     """An update returned a NaN or infinite value: the trial cannot go on."""
 
 
-@dataclass
-class TrialArgs:
-    """A trial's arguments (DomainBed's train-script flags; ``None`` means the dataset default).
-
-    ``seed`` None means DomainBed's sweep rule, seed_hash(dataset, algorithm, test_envs,
-    hparams_seed, trial_seed), so a single trial reproduces the same job of a sweep.
-    ``weights``: a local ImageNet weights file, ``"none"`` for random init, None for torch's hub
-    cache (nothing is ever downloaded).
-    """
-
-    dataset: str = "ColoredDigits"
-    algorithm: str = "ERM"
-    test_envs: list[int] = field(default_factory=lambda: [0])
-    data_dir: str | None = None
-    hparams_seed: int | None = 0
-    trial_seed: int = 0
-    seed: int | None = None
-    steps: int | None = None
-    checkpoint_freq: int | None = None
-    holdout_fraction: float = 0.2
-    hparams: dict | None = None
-    weights: str | None = None
-    device: str = "auto"
-    num_workers: int = 0
+class _TrialArgsMethods:
+    """Behaviour of :class:`TrialArgs`; its fields come from ``fishr_tune.options``."""
 
     def resolved(self) -> "TrialArgs":
         """Canonical names, defaults filled in from the dataset spec, values validated."""
+        check_values(self, TRIAL_ONLY, SHARED)
         spec = get_spec(self.dataset)
         algorithm = canonical_algorithm(self.algorithm)
         get_algorithm_class(algorithm)  # refuses algorithms that have a search space only
-        n_envs = spec.num_environments
-        test_envs = sorted({int(e) for e in self.test_envs})
-        bad = [e for e in test_envs if not 0 <= e < n_envs]
-        if bad:
-            raise UserError(f"test env {bad[0]} is out of range for {spec.name}: valid envs are "
-                            f"0..{n_envs - 1} ({', '.join(spec.environments)})")
-        if len(test_envs) >= n_envs:
-            raise UserError(f"--test-envs {test_envs} leaves no training environment for "
-                            f"{spec.name}: hold out at most {n_envs - 1} of {n_envs}")
+        test_envs = check_test_envs(spec, self.test_envs)
         steps = spec.n_steps if self.steps is None else int(self.steps)
         freq = spec.checkpoint_freq if self.checkpoint_freq is None else int(self.checkpoint_freq)
-        if steps < 1 or freq < 1:
-            raise UserError(f"--steps ({steps}) and --checkpoint-freq ({freq}) must be >= 1")
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise UserError(f"--holdout-fraction {self.holdout_fraction} must be in (0, 1)")
         seed = self.seed
         if seed is None:
             seed = seed_hash(spec.name, algorithm, test_envs, self.hparams_seed, self.trial_seed)
@@ -89,6 +57,33 @@ class TrialArgs:
         return dataclasses.asdict(self)
 
 
+TrialArgs = dataclasses.make_dataclass("TrialArgs", dataclass_fields(TRIAL_ONLY, SHARED),
+                                       bases=(_TrialArgsMethods,))
+TrialArgs.__module__ = __name__
+TrialArgs.__doc__ = """A trial's arguments (DomainBed's train-script flags; ``None`` means the
+dataset default). Fields: ``fishr_tune.options.TRIAL_ONLY`` and ``SHARED``.
+
+``seed`` None means DomainBed's sweep rule, seed_hash(dataset, algorithm, test_envs,
+hparams_seed, trial_seed), so a single trial reproduces the same job of a sweep.
+``weights``: a local ImageNet weights file, ``"none"`` for random init, None for torch's hub
+cache (nothing is ever downloaded).
+"""
+
+
+def check_test_envs(spec, test_envs) -> list[int]:
+    """Sorted test envs of ``spec``, refused when out of range or leaving nothing to train on."""
+    n_envs = spec.num_environments
+    test_envs = sorted({int(e) for e in test_envs})
+    bad = [e for e in test_envs if not 0 <= e < n_envs]
+    if bad:
+        raise UserError(f"test env {bad[0]} is out of range for {spec.name}: valid envs are "
+                        f"0..{n_envs - 1} ({', '.join(spec.environments)})")
+    if len(test_envs) >= n_envs:
+        raise UserError(f"--test-envs {test_envs} leaves no training environment for "
+                        f"{spec.name}: hold out at most {n_envs - 1} of {n_envs}")
+    return test_envs
+
+
 def trial_identity(args: TrialArgs, hparams: dict) -> str:
     """Stable trial id: md5 of what determines the trial's results (not where its data lives)."""
     ident = {"dataset": args.dataset, "algorithm": args.algorithm, "test_envs": args.test_envs,
@@ -96,6 +91,19 @@ def trial_identity(args: TrialArgs, hparams: dict) -> str:
              "checkpoint_freq": args.checkpoint_freq, "holdout_fraction": args.holdout_fraction,
              "hparams": hparams}
     return hashlib.md5(encode_json(ident).encode()).hexdigest()[:16]
+
+
+def identity_record(args, hparams: dict, search: str, trial_index: int | None,
+                    extra_columns: dict | None = None) -> dict:
+    """The columns every record of a trial shares; needs no data, so a trial that cannot load
+    its data still gets a record (``args`` resolved)."""
+    return {"trial_id": trial_identity(args, hparams), "dataset": args.dataset,
+            "algorithm": args.algorithm, "test_envs": list(args.test_envs),
+            "hparams_seed": args.hparams_seed, "trial_seed": args.trial_seed,
+            "seed": args.seed, "hparams": encode_json(hparams),
+            "args": encode_json(args.as_record()), "search": search,
+            "trial_index": trial_index, "status": "running", "error": None,
+            "code_version": code_version(), **(extra_columns or {})}
 
 
 def pick_device(name: str) -> torch.device:
@@ -264,13 +272,8 @@ class Trial:
     # ---- records ----------------------------------------------------------------------------
     def base_record(self) -> dict:
         """The columns every record of this trial shares."""
-        return {"trial_id": self.trial_id, "dataset": self.spec.name,
-                "algorithm": self.args.algorithm, "test_envs": list(self.args.test_envs),
-                "hparams_seed": self.args.hparams_seed, "trial_seed": self.args.trial_seed,
-                "seed": self.args.seed, "hparams": encode_json(self.hparams),
-                "args": encode_json(self.args.as_record()), "search": self.search,
-                "trial_index": self.trial_index, "status": "running", "error": None,
-                "code_version": code_version(), **self.extra_columns}
+        return identity_record(self.args, self.hparams, self.search, self.trial_index,
+                               self.extra_columns)
 
     def checkpoint_record(self, step: int) -> dict:
         """Evaluate every env's in/out split and build the checkpoint's record."""
@@ -326,3 +329,21 @@ class Trial:
         random.setstate(state["rng"]["python"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+
+def save_trial_state(trial: Trial, path: str) -> None:
+    """Write the trial's full state to ``path`` (local or URI) atomically."""
+    state = trial.state_dict()
+    write_atomically(path, lambda stream: torch.save(state, stream))
+
+
+def load_trial_state(trial: Trial, path: str) -> bool:
+    """Restore the trial from ``path`` if there is a state file there; whether there was."""
+    fs, local = resolve_filesystem(path)
+    try:
+        with fs.open_input_file(local) as f:
+            state = torch.load(f, weights_only=False)
+    except (FileNotFoundError, OSError):
+        return False
+    trial.load_state_dict(state)
+    return True

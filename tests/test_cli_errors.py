@@ -32,9 +32,32 @@ def _fails_with_one_line(cmd, needle, cwd):
     (["--resume-if-exists"], "--resume-if-exists needs --name"),
     (["--num-samples", "many"], "argument --num-samples: invalid int value"),
     (["--search", "grid"], "argument --search: invalid choice"),
+    (["--test-envs", "7"], "test env 7 is out of range for ColoredDigits"),
+    (["--num-samples", "-5"], "--num-samples is -5: it must be at least 1"),
+    (["--trial-seeds", "-1"], "--trial-seeds is -1: it must be at least 1"),
+    (["--steps", "-3"], "--steps is -3: it must be at least 1"),
+    (["--checkpoint-freq", "-1"], "--checkpoint-freq is -1"),
+    (["--holdout-fraction", "1.5"], "--holdout-fraction is 1.5: it must be strictly between"),
+    (["--holdout-fraction", "nan"], "--holdout-fraction is nan"),
+    (["--max-failures", "-2"], "--max-failures is -2"),
+    (["--cpus-per-trial", "-1"], "--cpus-per-trial is -1"),
+    (["--gpus-per-trial", "-0.5"], "--gpus-per-trial is -0.5"),
+    (["--num-cpus", "0"], "--num-cpus is 0"),
+    (["--chunk-trials", "0"], "--chunk-trials is 0"),
+    (["--keep-checkpoints", "some"], "argument --keep-checkpoints: invalid choice"),
+    (["--search", "bayes", "--optuna-storage", "optuna.db"], "not a database URL"),
 ])
 def test_run_cli_bad_input(tmp_path, args, needle):
     _fails_with_one_line(RUN + ["--output", str(tmp_path)] + args, needle, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "/abs", ".."])
+def test_run_cli_refuses_a_name_that_leaves_output(tmp_path, name):
+    output = tmp_path / "out"
+    for extra in ([], ["--resume"]):
+        _fails_with_one_line(RUN + ["--output", str(output), "--name", name] + extra,
+                             "is not a plain folder name", tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written, inside --output or outside
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -47,6 +70,11 @@ def test_run_cli_bad_input(tmp_path, args, needle):
     (["--dataset", "colored_mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
     (["--dataset", "pacs", "--data-dir", "/nonexistent"], "/nonexistent"),
     (["--trial-seed", "x"], "argument --trial-seed: invalid int value"),
+    (["--trial-seed", "-1"], "--trial-seed is -1"),
+    (["--hparams-seed", "-2"], "--hparams-seed is -2"),
+    (["--steps", "-3"], "--steps is -3"),
+    (["--holdout-fraction", "1.5"], "--holdout-fraction is 1.5"),
+    (["--test-envs", "-1"], "--test-envs is -1"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])
 def test_train_cli_bad_input(tmp_path, args, needle):

@@ -9,7 +9,10 @@ import pytest
 from fishr_tune.errors import UserError
 from fishr_tune.records import read_records
 from fishr_tune.sweep.config import SweepConfig
-from fishr_tune.sweep.driver import OPTUNA_DB, run_sweep
+from fishr_tune.sweep.bayes import JOURNAL_FILE
+from fishr_tune.sweep.chunk import make_searcher, sweep_chunks
+from fishr_tune.sweep.driver import run_sweep
+from fishr_tune.sweep.trainable import trial_settings
 from search_spaces import random_hparams
 
 STEPS, FREQ = 12, 5  # checkpoints at steps 0, 5, 10, 11
@@ -21,6 +24,12 @@ def _config(tmp_path, name, **kw):
                 output=str(tmp_path), name=name)
     base.update(kw)
     return SweepConfig(**base)
+
+
+def journal_storage(sweep_dir):
+    """The sweep's Optuna journal, opened as optuna-dashboard would."""
+    journal = optuna.storages.journal
+    return journal.JournalStorage(journal.JournalFileBackend(str(sweep_dir / JOURNAL_FILE)))
 
 
 def _trials(df: pd.DataFrame) -> pd.DataFrame:
@@ -54,11 +63,20 @@ def test_bayes_sweep_runs_tpe_studies_stored_in_optuna(local_ray, tmp_path):
     trials = _trials(outcome.records)
     assert len(trials) == 4 and set(trials["search"]) == {"bayes"}
     assert sorted(trials["trial_index"]) == [0, 1, 2, 3]
-    storage = f"sqlite:///{tmp_path}/bayes/{OPTUNA_DB}"
-    study = optuna.load_study(study_name="ColoredDigits.Fishr.env2.seed0", storage=storage)
+    study = optuna.load_study(study_name="ColoredDigits.Fishr.env2.seed0",
+                              storage=journal_storage(tmp_path / "bayes"))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 4
-    assert isinstance(study.sampler, optuna.samplers.TPESampler) or True  # sampler not stored
+    assert sorted(t.user_attrs["trial_index"] for t in done) == [0, 1, 2, 3]
+    # The sampler is not stored: rebuild the sweep's searcher from its settings, as a resume
+    # does; it must be the configured TPE and see the finished budget (nothing left to ask).
+    saved = SweepConfig.load(str(tmp_path), "bayes")
+    chunk = sweep_chunks(saved)[0]
+    searcher = make_searcher(saved, chunk, trial_settings(saved))
+    sampler = searcher.optuna["ColoredDigits.Fishr.env2.seed0"].sampler
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._n_startup_trials == 2 and sampler._constant_liar
+    assert searcher.suggest("next") == "FINISHED"
     proposals = sorted(round(t.params["lambda"], 9) for t in done)
     recorded = sorted(round(json.loads(h)["lambda"], 9) for h in trials["hparams"])
     assert proposals == recorded
@@ -140,3 +158,33 @@ def test_bayes_proposals_get_distinct_job_seeds(local_ray, tmp_path):
     trials = _trials(outcome.records)
     assert len(trials) == 3 and trials["seed"].nunique() == 3
     assert trials["hparams_seed"].isna().all()
+
+
+def test_chunks_in_flight_leave_records_only_and_keep_selected_models(local_ray, tmp_path):
+    import torch
+
+    from fishr_tune.sweep.trainable import trial_objective
+
+    config = _config(tmp_path, "chunks", chunk_trials=2, chunks_in_flight=2,
+                     keep_checkpoints="selected")
+    outcome = run_sweep(config)
+    assert outcome.counts["ok"] == 4 and outcome.counts["trials"] == 4
+    sweep = tmp_path / "chunks"
+    assert sorted(p.name for p in (sweep / "chunks").iterdir()) == \
+        ["chunk-00000.json", "chunk-00001.json"]  # one study (2 trials) per chunk
+    # Training states and Tune's experiment folders are gone; records are the result.
+    assert not (sweep / "state").exists() and not (sweep / "tune").exists()
+    df = outcome.records
+    best = {}
+    for trial_id, rows in df.groupby("trial_id"):
+        value = trial_objective(rows.to_dict("records"), [2], 3, "iid")
+        algorithm = rows["algorithm"].iloc[0]
+        if algorithm not in best or value > best[algorithm][0]:
+            best[algorithm] = (value, trial_id)
+    models = sorted(p.stem for p in (sweep / "models").iterdir())
+    assert models == sorted(trial_id for _, trial_id in best.values())
+    weights = torch.load(sweep / "models" / f"{models[0]}.pt", weights_only=True)
+    assert any(key.endswith("weight") for key in weights)
+    kept = sum(p.stat().st_size for p in sweep.rglob("*") if p.is_file()
+               and "models" not in p.parts)
+    assert kept / 4 < 20_000  # bytes per finished trial without the kept models

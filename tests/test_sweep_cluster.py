@@ -77,8 +77,10 @@ def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
         assert sorted(df.groupby("trial_id").first()["hparams_seed"]) == list(range(1, 9))
     else:  # every TPE proposal told to its Optuna study exactly once
         import optuna
-        study = optuna.load_study(study_name="ColoredDigits.ERM.env2.seed0",
-                                  storage=f"sqlite:///{tmp_path}/killed/optuna.db")
+        journal = optuna.storages.journal
+        storage = journal.JournalStorage(journal.JournalFileBackend(
+            str(tmp_path / "killed" / "optuna.journal")))
+        study = optuna.load_study(study_name="ColoredDigits.ERM.env2.seed0", storage=storage)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert len(complete) == 8
     for _, rows in trials:

@@ -31,10 +31,12 @@ def probe_address(address: str) -> None:
                         "start it with `ray start --head` or fix --address") from None
 
 
-def connect(address: str | None, num_cpus: int | None = None) -> None:
+def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
     """Start a local Ray, or attach to the cluster at ``address`` (``auto`` or ``host:port``).
 
-    An unreachable address becomes a one-line UserError instead of Ray's traceback.
+    ``dashboard``: a local Ray starts with its dashboard; its URL is printed (on a cluster, the
+    cluster's own dashboard URL when it has one). An unreachable address becomes a one-line
+    UserError instead of Ray's traceback.
     """
     import ray
 
@@ -42,22 +44,28 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     # Workers log at WARNING: Tune's per-checkpoint INFO lines would drown the progress table.
-    kwargs = {"include_dashboard": False, "log_to_driver": True, "logging_level": "WARNING",
+    kwargs = {"log_to_driver": True, "logging_level": "WARNING",
               "logging_config": ray.LoggingConfig(log_level="WARNING")}
     if address:
         probe_address(address)
     try:
         if address:
-            ray.init(address=address, **kwargs)
+            context = ray.init(address=address, **kwargs)
         elif os.environ.get("RAY_ADDRESS"):  # launched as a Ray job: join that cluster
-            ray.init(**kwargs)
+            context = ray.init(**kwargs)
         else:
             # "local": a private Ray, never silently joining a `ray start` cluster on the machine.
-            ray.init(address="local", num_cpus=num_cpus, **kwargs)
+            context = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
+                               **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = address or "a local Ray"
         raise UserError(f"cannot connect to Ray cluster at {target} ({str(exc).splitlines()[0]}):"
                         " start one with `ray start --head` or fix --address") from None
+    if dashboard:
+        url = context.dashboard_url
+        print(f"Ray dashboard: http://{url}" if url else
+              "Ray dashboard: not running on this cluster (start its head with --dashboard-host)",
+              flush=True)
 
 
 def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:

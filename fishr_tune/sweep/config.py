@@ -8,54 +8,42 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
-from dataclasses import dataclass, field
 
-from fishr_tune.datasets.registry import DEFAULT_DATASET, get_spec
+from fishr_tune.datasets.registry import get_spec
 from fishr_tune.errors import UserError
+from fishr_tune.options import SHARED, SWEEP_ONLY, check_values, dataclass_fields
 from fishr_tune.records import join, resolve_filesystem, write_atomically
 
+
+def _option(name: str):
+    return next(o for o in SWEEP_ONLY if o.name == name)
+
+
 SWEEP_FILE = "sweep.json"
-SEARCHES = ("random", "bayes")
-OBJECTIVES = ("iid", "oracle")
+SEARCHES = _option("search").choices
+OBJECTIVES = _option("objective").choices
 
 # The embedded default: 2 algorithms x 3 test envs x 2 trial seeds x 4 hparams = 48 trials of
 # 300 steps: 2.5 minutes on a quiet 2-core machine, within 10 under load (README has the figure).
-DEFAULT_ALGORITHMS = ["ERM", "Fishr"]
-DEFAULT_NUM_SAMPLES = 4
-DEFAULT_TRIAL_SEEDS = 2
+DEFAULT_ALGORITHMS = _option("algorithms").default
+DEFAULT_NUM_SAMPLES = _option("num_samples").default
+DEFAULT_TRIAL_SEEDS = _option("trial_seeds").default
 DEFAULT_EMBEDDED_STEPS = 300
+# Characters a sweep name may hold: it is one folder under --output, never a path.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
 
 
-@dataclass
-class SweepConfig:
-    """Everything that defines a sweep (CLI flags map one to one)."""
+def check_name(name: str) -> None:
+    """Refuse a sweep name that is not one plain folder (``../x`` would leave --output)."""
+    if not NAME_PATTERN.match(name) or name in (".", ".."):
+        raise UserError(f"--name {name!r} is not a plain folder name: use letters, digits, "
+                        "'.', '_', '-' or '=' (the sweep is created under --output)")
 
-    datasets: list[str] = field(default_factory=lambda: [DEFAULT_DATASET])
-    algorithms: list[str] = field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
-    test_envs: list[int] | None = None
-    test_env_pairs: bool = False
-    search: str = "random"
-    num_samples: int = DEFAULT_NUM_SAMPLES
-    trial_seeds: int = DEFAULT_TRIAL_SEEDS
-    include_defaults: bool = False
-    steps: int | None = None
-    checkpoint_freq: int | None = None
-    holdout_fraction: float = 0.2
-    hparams: dict | None = None
-    objective: str = "iid"
-    startup_trials: int | None = None
-    data_dir: str | None = None
-    weights: str | None = None
-    num_workers: int = 0
-    output: str = "results"
-    name: str = ""
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    max_failures: int = 1
-    seed: int = 0
-    jobs: list[dict] | None = None  # explicit jobs (Python API): overrides the plan
+
+class _SweepConfigMethods:
+    """Behaviour of :class:`SweepConfig`; its fields come from ``fishr_tune.options``."""
 
     @property
     def sweep_dir(self) -> str:
@@ -67,28 +55,24 @@ class SweepConfig:
         from search_spaces import canonical_algorithm, validate_overrides
 
         from fishr_tune.algorithms import get_algorithm_class
+        from fishr_tune.trial import check_test_envs
 
+        check_values(self, SHARED, SWEEP_ONLY)
         datasets = [get_spec(d).name for d in self.datasets]
         algorithms = [canonical_algorithm(a) for a in self.algorithms]
         for algorithm in algorithms:
             get_algorithm_class(algorithm)
             for dataset in datasets:
                 validate_overrides(algorithm, dataset, self.hparams or {})
-        for flag, value in (("--num-samples", self.num_samples),
-                            ("--trial-seeds", self.trial_seeds)):
-            if value < 1:
-                raise UserError(f"{flag} is {value}: it must be at least 1")
-        for flag, value in (("--steps", self.steps), ("--checkpoint-freq", self.checkpoint_freq)):
-            if value is not None and value < 1:
-                raise UserError(f"{flag} is {value}: it must be at least 1")
-        if self.search not in SEARCHES:
-            raise UserError(f"--search {self.search}: choose one of {', '.join(SEARCHES)}")
-        if self.objective not in OBJECTIVES:
-            raise UserError(f"--objective {self.objective}: choose one of {', '.join(OBJECTIVES)}")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise UserError(f"--max-concurrent is {self.max_concurrent}: it must be at least 1")
+        if self.test_envs is not None:
+            for dataset in datasets:  # every listed env must exist in every dataset
+                for env in self.test_envs:
+                    check_test_envs(get_spec(dataset), [env])
+        if self.name:
+            check_name(self.name)
+        if self.search == "bayes" and self.optuna_storage and "://" not in self.optuna_storage:
+            raise UserError(f"--optuna-storage {self.optuna_storage} is not a database URL: pass "
+                            "e.g. postgresql://host/db or sqlite:///path.db, or leave it out")
         steps = self.steps
         if steps is None and all(get_spec(d).kind == "embedded" for d in datasets):
             steps = DEFAULT_EMBEDDED_STEPS
@@ -115,3 +99,10 @@ class SweepConfig:
                             "or start it without --resume") from None
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+SweepConfig = dataclasses.make_dataclass("SweepConfig", dataclass_fields(SHARED, SWEEP_ONLY),
+                                         bases=(_SweepConfigMethods,))
+SweepConfig.__module__ = __name__
+SweepConfig.__doc__ = """Everything that defines a sweep: the options of
+``fishr_tune.options.SHARED`` and ``SWEEP_ONLY`` (CLI flags map one to one)."""

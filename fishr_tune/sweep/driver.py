@@ -1,33 +1,30 @@
 """Run (or resume) a sweep on Ray Tune and summarise it.
 
-Ray Tune does the scheduling, retries (FailureConfig), checkpoint restore and progress display;
-this module only wires the training core and search spaces into it.
+The sweep is planned as chunks of whole studies (fishr_tune.sweep.plan); this driver starts a
+chunk driver process per chunk (fishr_tune.sweep.chunk, one Ray Tune experiment each), keeping
+``chunks_in_flight`` of them running on the same cluster so a chunk's tail never idles it, and
+summarises the sweep from its Parquet records. A resumed sweep skips chunks that finished
+cleanly; the others rerun what their records and Optuna storage say is unfinished. README:
+"Sweep engine design" says why.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
-# Snapshot the experiment state every second (default >= 10 s): after a killed driver, restore
-# only knows trials that were in the last snapshot (ray-2.60-notes, section 2).
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-# Those frequent snapshots are deliberate: don't warn about them at every checkpoint.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-# The legacy output engine honours a CLIReporter: one compact table instead of a box per trial.
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+from fishr_tune.datasets import get_spec
+from fishr_tune.errors import UserError
+from fishr_tune.records import RECORDS_DIR, join, read_records, resolve_filesystem
+from fishr_tune.sweep.cluster import check_resources, connect
+from fishr_tune.sweep.config import SweepConfig, check_name
 
-from fishr_tune.datasets import get_spec, load_raw  # noqa: E402
-from fishr_tune.errors import UserError  # noqa: E402
-from fishr_tune.records import (RECORDS_DIR, join, read_records, records_path,  # noqa: E402
-                                resolve_filesystem, write_records)
-from fishr_tune.sweep.cluster import check_resources, connect, trial_resources  # noqa: E402
-from fishr_tune.sweep.config import SweepConfig  # noqa: E402
-from fishr_tune.sweep.plan import plan_studies, random_jobs  # noqa: E402
-
-OPTUNA_DB = "optuna.db"
-INTERRUPTED_DIR = "interrupted"
+POLL_S = 0.5
 
 
 @dataclass
@@ -60,6 +57,7 @@ def prepare(config: SweepConfig, resume: bool) -> SweepConfig:
     if resume:
         if not config.name:
             raise UserError("--resume needs --name of the sweep to continue")
+        check_name(config.name)
         return SweepConfig.load(config.output, config.name)
     config = config.resolved()
     if sweep_exists(config.output, config.name):
@@ -68,142 +66,158 @@ def prepare(config: SweepConfig, resume: bool) -> SweepConfig:
     return config
 
 
-def _settings(config: SweepConfig) -> dict:
-    """What every trial needs besides its own job (bound once with tune.with_parameters)."""
-    return {"data_dir": config.data_dir, "steps": config.steps,
-            "checkpoint_freq": config.checkpoint_freq,
-            "holdout_fraction": config.holdout_fraction, "hparams": config.hparams,
-            "weights": config.weights, "num_workers": config.num_workers,
-            "search": config.search, "objective": config.objective, "sweep_dir": config.sweep_dir,
-            "cpus_per_trial": config.cpus_per_trial}
+def check_local_data(config: SweepConfig) -> None:
+    """A sweep on the driver's own machine: refuse a missing data folder before Ray starts.
+
+    Only folders are looked at (nothing is read); on a cluster the driver checks nothing, since
+    the data lives on the worker nodes (a node that lacks it fails its trials with the reason).
+    """
+    from fishr_tune.datasets.images import dataset_root
+    from fishr_tune.datasets.mnist import mnist_raw_dir
+    from fishr_tune.datasets.registry import download_command
+
+    for name in config.datasets:
+        spec = get_spec(name)
+        if spec.kind == "images":
+            dataset_root(spec, config.data_dir)
+        elif spec.kind == "mnist":
+            folder = mnist_raw_dir(os.path.expanduser(config.data_dir or ""))
+            if not config.data_dir or not os.path.isdir(folder):
+                raise UserError(f"{spec.name} needs --data-dir D with MNIST IDX files in "
+                                f"D/MNIST/raw (missing: {folder}): get them with "
+                                f"{download_command(spec.name, config.data_dir)}")
 
 
-def build_trainable(config: SweepConfig):
-    """The Tune trainable with the datasets in the object store and per-trial resources."""
-    from ray import tune
-
-    from fishr_tune.sweep.trainable import sweep_trainable
-
-    raw = {name: load_raw(get_spec(name), config.data_dir) for name in config.datasets}
-    trainable = tune.with_parameters(sweep_trainable, settings=_settings(config),
-                                     raw_by_dataset=raw)
-    return tune.with_resources(trainable,
-                               trial_resources(config.cpus_per_trial, config.gpus_per_trial))
+def _die_with_parent() -> None:
+    """In a chunk driver: be killed when the sweep driver dies (kill -9 included)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def progress_reporter():
-    """A compact progress table: the job's study and seed, its step and objective."""
-    from ray.tune import CLIReporter
-
-    return CLIReporter(
-        parameter_columns={"job/study/algorithm": "algorithm", "job/study/test_envs": "test_envs",
-                           "job/study/trial_seed": "trial_seed", "job/hparams_seed": "hparams_seed",
-                           "job/trial_index": "index"},
-        metric_columns={"step": "step", "objective": "objective"},
-        max_report_frequency=15, max_progress_rows=12)
+def start_chunk(config: SweepConfig, chunk, address: str) -> subprocess.Popen:
+    """Start the driver process of one chunk (it inherits stdout/stderr and the environment,
+    so inside a Ray job it joins the same job's runtime environment)."""
+    cmd = [sys.executable, "-m", "fishr_tune.sweep.chunk", "--output", config.output,
+           "--name", config.name, "--chunk", str(chunk.index), "--address", address]
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent)
 
 
-def build_tuner(config: SweepConfig, trainable):
-    """A new Tuner: grid over DomainBed draws (random) or the per-study TPE multiplexer."""
-    from ray import tune
+def run_chunks(config: SweepConfig, chunks: list, address: str) -> list[str]:
+    """Run the chunks, ``chunks_in_flight`` at a time; the names of chunks whose driver failed.
 
-    studies = plan_studies(config.datasets, config.algorithms, config.trial_seeds,
-                           config.test_envs, config.test_env_pairs)
-    run_config = tune.RunConfig(
-        name=config.name, storage_path=config.output, verbose=1,
-        progress_reporter=progress_reporter(),
-        failure_config=tune.FailureConfig(max_failures=config.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
-    if config.search == "random" or config.jobs:
-        jobs = config.jobs or random_jobs(studies, config.num_samples, config.include_defaults)
-        tune_config = tune.TuneConfig(num_samples=1, reuse_actors=True,
-                                      max_concurrent_trials=config.max_concurrent)
-        return tune.Tuner(trainable, param_space={"job": tune.grid_search(jobs)},
-                          tune_config=tune_config, run_config=run_config)
-    from fishr_tune.sweep.bayes import StudyMultiplexer, default_startup_trials
+    A chunk starts as soon as one in flight ends, so the next chunk's trials fill the slots
+    that the previous chunk's last trials leave free.
+    """
+    queue, running, failed = list(chunks), {}, []
+    try:
+        while queue or running:
+            while queue and len(running) < config.chunks_in_flight:
+                chunk = queue.pop(0)
+                print(f"chunk {chunk.name}: {len(chunk.studies) or len(chunk.jobs)} "
+                      f"{'studies' if chunk.jobs is None else 'jobs'} started", flush=True)
+                running[chunk.name] = start_chunk(config, chunk, address)
+            time.sleep(POLL_S)
+            for name, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    if proc.returncode != 0:
+                        failed.append(name)
+                    print(f"chunk {name}: ended (exit status {proc.returncode})", flush=True)
+    finally:
+        for proc in running.values():  # Ctrl-C: let the chunk drivers save, then end them
+            proc.send_signal(signal.SIGINT)
+        for proc in running.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return failed
 
-    fs, folder = resolve_filesystem(config.sweep_dir)
-    if "://" in config.output:
-        raise UserError("--search bayes keeps its Optuna studies in a local sqlite file: use a "
-                        "local or shared-filesystem --output path")
-    startup = config.startup_trials or default_startup_trials(config.num_samples)
-    searcher = StudyMultiplexer(studies, config.num_samples, config.hparams,
-                                f"sqlite:///{folder}/{OPTUNA_DB}", config.seed, startup)
-    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=len(studies) *
-                                  config.num_samples, reuse_actors=True,
-                                  max_concurrent_trials=config.max_concurrent)
-    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+def remove_empty_folders(config: SweepConfig) -> None:
+    """Drop the sweep's working folders (Tune experiments, training states) once empty."""
+    import pyarrow.fs as pafs
+
+    from fishr_tune.sweep.chunk import TUNE_DIR
+    from fishr_tune.sweep.trainable import STATE_DIR
+
+    fs, root = resolve_filesystem(config.sweep_dir)
+    for name in (TUNE_DIR, STATE_DIR):
+        folder = f"{root}/{name}"
+        if fs.get_file_info(folder).type != pafs.FileType.Directory:
+            continue
+        if not fs.get_file_info(pafs.FileSelector(folder, recursive=True)):
+            fs.delete_dir(folder)
+
+
+def cluster_address() -> str:
+    """The GCS address of the connected cluster (what chunk drivers join)."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address
 
 
 def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = None,
-              num_cpus: int | None = None) -> SweepOutcome:
+              num_cpus: int | None = None, dashboard: bool = False) -> SweepOutcome:
     """Run a sweep to completion (or resume one) and return its outcome.
 
     Raises:
-        UserError: bad settings, missing data, an existing sweep without ``resume``, a missing
-            one with it, an unreachable cluster, or a resource request no node can satisfy.
+        UserError: bad settings, an existing sweep without ``resume``, a missing one with it,
+            missing data on the driver's own machine, an unreachable cluster, or a resource
+            request no node can satisfy.
     """
-    from ray import tune
+    import ray
+
+    from fishr_tune.sweep.chunk import read_marker, sweep_chunks
 
     config = prepare(config, resume)
     start = time.time()
-    trainable = build_trainable(config)  # loads data first: a missing folder fails before Ray
-    connect(address, num_cpus)
+    own_ray = address is None and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized()
+    if own_ray:
+        check_local_data(config)
+    chunks = sweep_chunks(config)
+    connect(address, num_cpus, dashboard=dashboard)
     check_resources(config.cpus_per_trial, config.gpus_per_trial)
-    if resume:
-        if not tune.Tuner.can_restore(config.sweep_dir):
-            raise UserError(f"sweep '{config.name}' has no Ray Tune state to restore under "
-                            f"{config.output}: start it again under a new --name")
-        tuner = tune.Tuner.restore(config.sweep_dir, trainable, resume_unfinished=True,
-                                   resume_errored=True)
-    else:
+    if not resume:
         config.save()
-        tuner = build_tuner(config, trainable)
-    results = tuner.fit()
-    return summarise(config, results, time.time() - start)
+    # A chunk that ended without errors is done; any other one reruns what is unfinished.
+    todo = [c for c in chunks if (read_marker(config, c) or {"errors": 1})["errors"]]
+    failed = run_chunks(config, todo, cluster_address())
+    remove_empty_folders(config)
+    return summarise(config, chunks, time.time() - start, failed)
 
 
-def settle_unfinished(config: SweepConfig, results, records):
-    """Give every record file still marked ``running`` after ``fit()`` its real fate.
+def settle_unfinished(config: SweepConfig, records):
+    """Records still ``running`` once every chunk ended belong to trials whose process (or chunk
+    driver) died without a word: mark them ``error`` (a resume reruns them from their state)."""
+    from fishr_tune.records import records_path, write_records
+    from fishr_tune.sweep.trainable import read_file_records
 
-    Its trial is either part of this experiment but its process died without a word (status
-    ``error``), or an orphan of a killed driver whose trial Tune did not know at restore, because
-    it started after the last experiment snapshot (a Bayesian proposal then gets replaced by a new
-    one). Orphans move to ``<sweep>/interrupted/``: kept, but not counted as a trial twice.
-    Returns the sweep's records as they are afterwards.
-    """
     running = records.loc[records["status"] == "running", "trial_id"].unique() \
         if len(records) else []
-    if not len(running):
-        return records
-    import pyarrow.parquet as pq
-
-    keys = {r.metrics.get("trial_key") for r in results if r.metrics}
-    fs, root = resolve_filesystem(config.sweep_dir)
     for trial_id in running:
         path = records_path(config.sweep_dir, trial_id)
-        if trial_id in keys:
-            # Read the file itself: the sweep-wide frame has other datasets' columns as nulls.
-            rows = pq.read_table(resolve_filesystem(path)[1], filesystem=fs).to_pylist()
-            write_records([dict(r, status="error", error="trial process ended before finishing")
-                           for r in rows], path)
-        else:
-            fs.create_dir(f"{root}/{INTERRUPTED_DIR}", recursive=True)
-            fs.move(resolve_filesystem(path)[1], f"{root}/{INTERRUPTED_DIR}/{trial_id}.parquet")
-    return read_records(join(config.sweep_dir, RECORDS_DIR))
+        rows = read_file_records(path)
+        write_records([dict(r, status="error", error="trial process ended before finishing")
+                       for r in rows], path)
+    return read_records(join(config.sweep_dir, RECORDS_DIR)) if len(running) else records
 
 
-def summarise(config: SweepConfig, results, wall_time_s: float) -> SweepOutcome:
-    """Count trials per final status from the records (plus Tune errors without records)."""
-    records = settle_unfinished(config, results, read_records(join(config.sweep_dir,
-                                                                    RECORDS_DIR)))
+def summarise(config: SweepConfig, chunks, wall_time_s: float,
+              failed_chunks: list[str]) -> SweepOutcome:
+    """Count trials per final status from the records (plus errors that left no records)."""
+    from fishr_tune.sweep.chunk import read_marker
+
+    records = settle_unfinished(config, read_records(join(config.sweep_dir, RECORDS_DIR)))
     status = records.groupby("trial_id")["status"].first() if len(records) else None
     counts = {s: 0 for s in ("ok", "error", "diverged")}
     if status is not None:
         for value, n in status.value_counts().items():
             counts[value] = counts.get(value, 0) + int(n)
-    # A trial that failed before it could build its records is only known to Tune.
-    tune_errors = sum(1 for r in results if r.error)
-    counts["error"] = max(counts["error"], tune_errors)
-    counts["trials"] = len(results)
+    # A trial that failed before it could write records is only known to its chunk.
+    without_records = sum((read_marker(config, c) or {}).get("without_records", 0)
+                          for c in chunks)
+    counts["error"] += without_records
+    counts["trials"] = (0 if status is None else len(status)) + without_records
+    counts["failed_chunks"] = len(failed_chunks)
     return SweepOutcome(config.sweep_dir, counts, wall_time_s, records)

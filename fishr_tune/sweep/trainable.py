@@ -1,26 +1,41 @@
 """The Ray Tune function trainable: one sweep trial around the training core.
 
-It reports every checkpoint to Tune (with a Ray checkpoint holding the full trial state, so a
-retried or resumed trial continues from its last checkpoint), writes the trial's records as
-Parquet under ``<sweep>/records/`` at every checkpoint (status ``running``) and at the end
-(``ok``, ``error`` or ``diverged``), and reads the dataset from Ray's object store.
+At every checkpoint it writes the trial's records as Parquet under ``<sweep>/records/`` (status
+``running``; ``ok``, ``error`` or ``diverged`` at the end) and its full training state to
+``<sweep>/state/<trial_id>.pt``, then reports the objective to Tune. A retried or resumed trial
+continues from that state file; a finished trial's state is deleted (its records are the
+result), and ``keep_checkpoints`` keeps its final model weights under ``<sweep>/models/``.
+
+The data is loaded where the trial runs, once per worker process (reused actors keep it): the
+driver never reads it, and a node that lacks it fails the trial with a reason naming the node.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import traceback
 
 import ray
 import torch
 from ray import tune
 
-from fishr_tune.records import env_acc_column, records_path, write_records
-from fishr_tune.sweep.bayes import OBJECTIVE
-from fishr_tune.trial import Trial, TrialArgs, TrialDiverged
+from fishr_tune.datasets import get_spec, load_raw
+from fishr_tune.errors import UserError, one_line
+from fishr_tune.options import SHARED
+from fishr_tune.records import (env_acc_column, join, records_path, resolve_filesystem,
+                                write_atomically, write_records)
+from fishr_tune.sweep.plan import Job
+from fishr_tune.trial import (Trial, TrialArgs, TrialDiverged, identity_record,
+                              load_trial_state, save_trial_state, trial_identity)
 
-STATE_FILE = "trial_state.pt"
+OBJECTIVE = "objective"
+STATE_DIR = "state"
+MODELS_DIR = "models"
+FINAL_STATUSES = ("ok", "diverged")  # a resumed sweep reruns neither; errors are retried
+_RAW_CACHE: dict = {}  # (dataset, data_dir) -> load_raw result, per worker process
+
+
+class DataUnavailable(RuntimeError):
+    """The node running a trial cannot read the trial's data (message names node and path)."""
 
 
 def objective_value(record: dict, test_envs, n_envs: int, objective: str) -> float | None:
@@ -50,56 +65,166 @@ def trial_objective(records: list[dict], test_envs, n_envs: int, objective: str)
     return max(values) if objective == "iid" else values[-1]
 
 
-def make_trial(config: dict, settings: dict, raw_by_dataset: dict, search: str) -> Trial:
-    """Build the training-core trial of one Tune config."""
+def trial_settings(config) -> dict:
+    """What every trial of a sweep shares: the SHARED trial options and the engine's values."""
+    return {**{o.name: getattr(config, o.name) for o in SHARED}, "search": config.search,
+            "objective": config.objective, "sweep_dir": config.sweep_dir,
+            "cpus_per_trial": config.cpus_per_trial,
+            "keep_checkpoints": config.keep_checkpoints}
+
+
+def job_trial_args(job: Job, settings: dict) -> TrialArgs:
+    """The resolved TrialArgs of a job (no data is read)."""
+    study = job.study
+    shared = {o.name: settings[o.name] for o in SHARED}
+    return TrialArgs(dataset=study.dataset, algorithm=study.algorithm,
+                     test_envs=list(study.test_envs), hparams_seed=job.hparams_seed,
+                     trial_seed=study.trial_seed, seed=job.seed, **shared).resolved()
+
+
+def job_hparams(job: Job, settings: dict) -> dict:
+    """The job's resolved hparams: DomainBed's draw, or the proposal merged with fixed values."""
     from search_spaces import resolve_hparams
 
-    job = config["job"]
-    study = job["study"]
-    args = TrialArgs(dataset=study["dataset"], algorithm=study["algorithm"],
-                     test_envs=study["test_envs"], data_dir=settings["data_dir"],
-                     hparams_seed=job["hparams_seed"], trial_seed=study["trial_seed"],
-                     seed=job.get("seed"), steps=settings["steps"],
-                     checkpoint_freq=settings["checkpoint_freq"],
-                     holdout_fraction=settings["holdout_fraction"],
-                     hparams=settings["hparams"], weights=settings["weights"],
-                     num_workers=settings["num_workers"])
-    if job.get("hparams") is not None:
-        hparams = resolve_hparams(study["algorithm"], study["dataset"], 0, study["trial_seed"],
-                                  {**job["hparams"], **(settings["hparams"] or {})})
-    else:
-        hparams = resolve_hparams(study["algorithm"], study["dataset"], job["hparams_seed"],
-                                  study["trial_seed"], settings["hparams"])
-    return Trial(args, hparams, raw=raw_by_dataset[study["dataset"]], search=search,
-                 trial_index=job["trial_index"])
+    study = job.study
+    if job.hparams is not None:
+        return resolve_hparams(study.algorithm, study.dataset, 0, study.trial_seed,
+                               {**job.hparams, **(settings["hparams"] or {})})
+    return resolve_hparams(study.algorithm, study.dataset, job.hparams_seed, study.trial_seed,
+                           settings["hparams"])
 
 
-def sweep_trainable(config: dict, settings: dict, raw_by_dataset: dict) -> None:
+def job_trial_id(job: Job, settings: dict) -> str:
+    """The trial id the job's records will carry (what resume looks up)."""
+    return trial_identity(job_trial_args(job, settings), job_hparams(job, settings))
+
+
+def state_path(sweep_dir: str, trial_id: str) -> str:
+    """Where a running trial's training state lives."""
+    return join(sweep_dir, STATE_DIR, f"{trial_id}.pt")
+
+
+def model_path(sweep_dir: str, trial_id: str) -> str:
+    """Where ``--keep-checkpoints`` keeps a finished trial's final model weights."""
+    return join(sweep_dir, MODELS_DIR, f"{trial_id}.pt")
+
+
+def node_label() -> str:
+    """This node as a person finds it: IP address and the start of its Ray node id."""
+    context = ray.get_runtime_context()
+    return f"{ray.util.get_node_ip_address()} (node {context.get_node_id()[:12]})"
+
+
+def worker_raw(dataset: str, data_dir: str | None):
+    """The dataset's raw payload, loaded once per worker process (reused actors keep it).
+
+    Raises:
+        DataUnavailable: this node lacks the data (one line: the node, the path, the fix).
+    """
+    key = (dataset, data_dir)
+    if key not in _RAW_CACHE:
+        try:
+            _RAW_CACHE[key] = load_raw(get_spec(dataset), data_dir)
+        except UserError as exc:
+            raise DataUnavailable(f"node {node_label()} cannot read {dataset}: {one_line(exc)}")
+    return _RAW_CACHE[key]
+
+
+def make_trial(job: Job, settings: dict) -> Trial:
+    """Build the training-core trial of one job (its data loaded on this worker)."""
+    args = job_trial_args(job, settings)
+    raw = worker_raw(args.dataset, args.data_dir)
+    return Trial(args, job_hparams(job, settings), raw=raw, search=settings["search"],
+                 trial_index=job.trial_index)
+
+
+def read_file_records(path: str) -> list[dict] | None:
+    """The records of one trial file as dicts, None when there is none."""
+    import pyarrow.parquet as pq
+
+    fs, local = resolve_filesystem(path)
+    try:
+        return pq.read_table(local, filesystem=fs).to_pylist()
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def final_status(path: str) -> str | None:
+    """The status of a trial's records file (None when it does not exist)."""
+    import pyarrow.parquet as pq
+
+    fs, local = resolve_filesystem(path)
+    try:
+        statuses = pq.read_table(local, columns=["status"], filesystem=fs).column("status")
+    except (FileNotFoundError, OSError):
+        return None
+    return statuses[0].as_py() if len(statuses) else None
+
+
+def _delete(path: str) -> None:
+    fs, local = resolve_filesystem(path)
+    try:
+        fs.delete_file(local)
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def _fresh_gpu_memory() -> None:
+    """Per-trial peak memory, and no cache left by the previous trial of a reused actor (with
+    fractional GPUs, other trials share the device)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _record_data_failure(job: Job, settings: dict, reason: str, node_id: str) -> None:
+    args, hparams = job_trial_args(job, settings), job_hparams(job, settings)
+    record = identity_record(args, hparams, settings["search"], job.trial_index,
+                             {"node_id": node_id})
+    write_records([dict(record, status="error", error=reason)],
+                  records_path(settings["sweep_dir"], record["trial_id"]))
+
+
+def sweep_trainable(config: dict, settings: dict) -> None:
     """Tune function trainable (bound with ``tune.with_parameters``)."""
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
-    search = settings["search"]
-    trial = make_trial(config, settings, raw_by_dataset, search)
-    trial.extra_columns["node_id"] = ray.get_runtime_context().get_node_id()
-    out_file = records_path(settings["sweep_dir"], trial.trial_id)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            trial.load_state_dict(torch.load(os.path.join(folder, STATE_FILE), weights_only=False))
+    _fresh_gpu_memory()
+    job = Job.from_dict(config["job"])
+    node_id = ray.get_runtime_context().get_node_id()
+    try:
+        trial = make_trial(job, settings)
+    except DataUnavailable as exc:
+        _record_data_failure(job, settings, str(exc), node_id)
+        raise
+    trial.extra_columns["node_id"] = node_id
+    sweep_dir = settings["sweep_dir"]
+    out_file = records_path(sweep_dir, trial.trial_id)
     n_envs = len(trial.splits)
 
+    def objective(trial_):
+        return trial_objective(trial_.records, trial_.args.test_envs, n_envs,
+                               settings["objective"])
+
+    existing = read_file_records(out_file)
+    if existing and existing[0]["status"] in FINAL_STATUSES:  # finished before: never rerun
+        trial.records = [r for r in existing if r.get("step") is not None]
+        tune.report({"step": trial.args.steps - 1, OBJECTIVE: objective(trial),
+                     "trial_key": trial.trial_id})
+        return
+    state_file = state_path(sweep_dir, trial.trial_id)
+    load_trial_state(trial, state_file)
+
     def report(trial_, record):
-        value = trial_objective(trial_.records, trial_.args.test_envs, n_envs,
-                                settings["objective"])
         write_records(trial_.final_records("running"), out_file)
-        metrics = {"step": record["step"], OBJECTIVE: value, "trial_key": trial_.trial_id}
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(trial_.state_dict(), os.path.join(folder, STATE_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        save_trial_state(trial_, state_file)
+        tune.report({"step": record["step"], OBJECTIVE: objective(trial_),
+                     "trial_key": trial_.trial_id})
 
     try:
         trial.run(report)
     except TrialDiverged as exc:
         write_records(trial.final_records("diverged", str(exc)), out_file)
+        _delete(state_file)
         # No objective: the searcher records the proposal as failed, not as a good score.
         tune.report({"step": trial.next_step - 1, OBJECTIVE: None, "trial_key": trial.trial_id})
         return
@@ -108,3 +233,8 @@ def sweep_trainable(config: dict, settings: dict, raw_by_dataset: dict) -> None:
         write_records(trial.final_records("error", text), out_file)
         raise
     write_records(trial.final_records("ok"), out_file)
+    if settings.get("keep_checkpoints"):
+        weights = trial.algorithm.state_dict()
+        write_atomically(model_path(sweep_dir, trial.trial_id),
+                         lambda stream: torch.save(weights, stream))
+    _delete(state_file)

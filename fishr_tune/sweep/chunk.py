@@ -1,0 +1,257 @@
+"""One chunk of a sweep: a Ray Tune experiment over whole studies, in its own driver process.
+
+    python -m fishr_tune.sweep.chunk --output O --name N --chunk I --address HOST:PORT
+
+The sweep driver (fishr_tune.sweep.driver) starts several of these at once on the same Ray
+cluster. Each reads the sweep's settings from ``sweep.json``, rebuilds its chunk from the plan,
+and runs one Tuner whose searcher hands out the chunk's unfinished jobs lazily. When the
+experiment ends it settles its trials, writes ``<sweep>/chunks/<chunk>.json`` (its counts) and
+deletes its Tune folder: records, Optuna storage and (optionally) model weights are the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# No per-trial CSV/JSON/TensorBoard files: the Parquet records are the results.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# Tune's snapshot is never restored (resume reads records and Optuna): keep it rare.
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "600")
+# The legacy output engine honours a CLIReporter: one compact table instead of a box per trial.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+from ray.tune import Callback  # noqa: E402
+
+from fishr_tune.errors import CLIParser, exit_status  # noqa: E402
+from fishr_tune.records import (join, records_path, resolve_filesystem,  # noqa: E402
+                                write_atomically)
+from fishr_tune.sweep.cluster import connect, trial_resources  # noqa: E402
+from fishr_tune.sweep.config import SweepConfig  # noqa: E402
+from fishr_tune.sweep.plan import (Chunk, Job, Study, plan_chunks,  # noqa: E402
+                                   plan_studies, random_jobs)
+
+CHUNKS_DIR = "chunks"
+TUNE_DIR = "tune"
+
+
+def sweep_chunks(config: SweepConfig) -> list[Chunk]:
+    """The chunks of a sweep, in plan order (explicit jobs are one chunk)."""
+    if config.jobs:
+        return [Chunk(0, (), tuple(Job.from_dict(j) for j in config.jobs))]
+    studies = plan_studies(config.datasets, config.algorithms, config.trial_seeds,
+                           config.test_envs, config.test_env_pairs)
+    return plan_chunks(studies, config.num_samples, config.chunk_trials)
+
+
+def chunk_trials(config: SweepConfig, chunk: Chunk) -> int:
+    """How many trials the chunk plans."""
+    return len(chunk.jobs) if chunk.jobs is not None else \
+        len(chunk.studies) * config.num_samples
+
+
+def marker_path(config: SweepConfig, chunk: Chunk) -> str:
+    """``<sweep>/chunks/<chunk>.json``: written when the chunk's experiment ended."""
+    return join(config.sweep_dir, CHUNKS_DIR, f"{chunk.name}.json")
+
+
+def read_marker(config: SweepConfig, chunk: Chunk) -> dict | None:
+    """The counts a finished chunk wrote, None when it has not finished."""
+    fs, local = resolve_filesystem(marker_path(config, chunk))
+    try:
+        with fs.open_input_stream(local) as f:
+            return json.loads(f.read())
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def make_searcher(config: SweepConfig, chunk: Chunk, settings: dict):
+    """The chunk's lazy searcher: its jobs (random, explicit) or its studies' TPE (bayes)."""
+    from fishr_tune.sweep.trainable import FINAL_STATUSES, final_status, job_trial_id
+
+    if config.search == "random" or chunk.jobs is not None:
+        from fishr_tune.sweep.job_queue import JobQueue
+
+        jobs = chunk.jobs if chunk.jobs is not None else \
+            random_jobs(chunk.studies, config.num_samples, config.include_defaults)
+
+        def finished(job: Job) -> bool:
+            path = records_path(config.sweep_dir, job_trial_id(job, settings))
+            return final_status(path) in FINAL_STATUSES
+
+        return JobQueue(jobs, finished)
+    from fishr_tune.sweep.bayes import StudyMultiplexer, default_startup_trials, open_storage
+
+    storage = open_storage(config.sweep_dir, chunk.name, config.optuna_storage)
+    startup = config.startup_trials or default_startup_trials(config.num_samples)
+    return StudyMultiplexer(list(chunk.studies), config.num_samples, settings, storage,
+                            config.seed, startup)
+
+
+def cluster_slots(config: SweepConfig) -> int:
+    """How many trials the cluster runs at once (what Tune may keep pending)."""
+    import ray
+
+    slots = 0
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        res = node["Resources"]
+        fits = int(res.get("CPU", 0) // config.cpus_per_trial)
+        if config.gpus_per_trial:
+            fits = min(fits, int(res.get("GPU", 0) // config.gpus_per_trial))
+        slots += fits
+    if config.max_concurrent:
+        slots = min(slots, config.max_concurrent)
+    return max(1, slots)
+
+
+def progress_reporter():
+    """A compact progress table: the job's study and index, its step and objective."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        parameter_columns={"job/study/algorithm": "algorithm", "job/study/test_envs": "test_envs",
+                           "job/study/trial_seed": "trial_seed", "job/hparams_seed": "hparams_seed",
+                           "job/trial_index": "index"},
+        metric_columns={"step": "step", "objective": "objective"},
+        max_report_frequency=30, max_progress_rows=8)
+
+
+class Ledger(Callback):
+    """A Tune callback counting the chunk's trials and keeping the jobs that ended in error."""
+
+    def __init__(self):
+        self.trials = 0
+        self.errored: list[dict] = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        """Count a trial (restarts after a failure are the same Tune trial)."""
+        self.trials += 1 if trial.num_failures == 0 else 0
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        """Keep the job of a trial that ended in error (after its retries)."""
+        self.errored.append(trial.config["job"])
+
+
+def settle_errored(config: SweepConfig, ledger: Ledger, settings: dict) -> int:
+    """Mark the records of trials Tune saw fail, still ``running``, as errors; return how many
+    errored trials left no records at all."""
+    from fishr_tune.records import write_records
+    from fishr_tune.sweep.trainable import job_trial_id, read_file_records
+
+    without_records = 0
+    for job in ledger.errored:
+        path = records_path(config.sweep_dir, job_trial_id(Job.from_dict(job), settings))
+        rows = read_file_records(path)
+        if not rows:
+            without_records += 1
+        elif rows[0]["status"] == "running":
+            write_records([dict(r, status="error", error="trial process ended before finishing")
+                           for r in rows], path)
+    return without_records
+
+
+def prune_models(config: SweepConfig, chunk: Chunk, settings: dict) -> None:
+    """``--keep-checkpoints selected``: of the chunk's trials, keep the weights of each study's
+    selected trial only (the best objective, the value its search maximised)."""
+    import pyarrow.fs as pafs
+
+    from fishr_tune.datasets import get_spec
+    from fishr_tune.records import RECORDS_DIR, read_records
+    from fishr_tune.sweep.trainable import MODELS_DIR, model_path, trial_objective
+
+    fs, folder = resolve_filesystem(join(config.sweep_dir, MODELS_DIR))
+    infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    kept = {info.base_name[:-3] for info in infos if info.base_name.endswith(".pt")}
+    records = read_records(join(config.sweep_dir, RECORDS_DIR))
+    if not kept or not len(records):
+        return
+    records = records[records["trial_id"].isin(kept)]
+    mine = {s.key for s in chunk.studies}
+    best: dict[tuple, tuple[float, str]] = {}
+    for trial_id, rows in records.groupby("trial_id"):
+        first = rows.iloc[0]
+        envs = [int(e) for e in first["test_envs"]]
+        study = (first["dataset"], first["algorithm"], tuple(envs), int(first["trial_seed"]))
+        if chunk.jobs is None and Study(*study).key not in mine:
+            continue  # another chunk's trial (that chunk prunes its own)
+        value = trial_objective(rows.to_dict("records"), envs,
+                                get_spec(study[0]).num_environments, settings["objective"])
+        value = float("-inf") if value is None else value
+        if study not in best or value > best[study][0]:
+            if study in best:
+                fs.delete_file(resolve_filesystem(model_path(config.sweep_dir, best[study][1]))[1])
+            best[study] = (value, trial_id)
+        else:
+            fs.delete_file(resolve_filesystem(model_path(config.sweep_dir, trial_id))[1])
+
+
+def _trial_dirname(trial) -> str:
+    return trial.trial_id  # Tune's default spells the whole config into the folder name
+
+
+def run_chunk(config: SweepConfig, chunk: Chunk) -> dict:
+    """Run the chunk's unfinished jobs as one Tune experiment; return and store its counts."""
+    from ray import tune
+
+    from fishr_tune.sweep.trainable import sweep_trainable, trial_settings
+
+    settings = trial_settings(config)
+    # Without this Tune keeps ONE trial pending for a custom searcher: a large cluster would
+    # fill one trial at a time (ray-scale-notes, section 1).
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(cluster_slots(config)))
+    searcher = make_searcher(config, chunk, settings)
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_trainable, settings=settings),
+        trial_resources(config.cpus_per_trial, config.gpus_per_trial))
+    ledger = Ledger()
+    run_config = tune.RunConfig(
+        name=chunk.name, storage_path=join(config.sweep_dir, TUNE_DIR), verbose=1,
+        progress_reporter=progress_reporter(), callbacks=[ledger],
+        failure_config=tune.FailureConfig(max_failures=config.max_failures))
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=chunk_trials(config, chunk),
+                                  reuse_actors=True, max_concurrent_trials=config.max_concurrent,
+                                  trial_dirname_creator=_trial_dirname)
+    tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
+    without_records = settle_errored(config, ledger, settings)
+    counts = {"trials": ledger.trials, "errors": len(ledger.errored),
+              "without_records": without_records}
+    if config.keep_checkpoints == "selected":
+        prune_models(config, chunk, settings)
+    text = json.dumps(counts).encode()
+    write_atomically(marker_path(config, chunk), lambda stream: stream.write(text))
+    fs, tune_folder = resolve_filesystem(join(config.sweep_dir, TUNE_DIR, chunk.name))
+    try:  # recursive: the chunk's Tune experiment only
+        fs.delete_dir(tune_folder)
+    except (FileNotFoundError, OSError):
+        pass
+    return counts
+
+
+def main(argv=None) -> int:
+    """Entry point of one chunk driver (started by the sweep driver)."""
+    import logging
+
+    # fit() looks for the per-trial result files we do not write (the records are the result).
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    p = CLIParser(prog="python -m fishr_tune.sweep.chunk", description=__doc__)
+    p.add_argument("--output", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--address", required=True)
+
+    def body(argv):
+        opts = p.parse_args(argv)
+        config = SweepConfig.load(opts.output, opts.name)
+        chunk = sweep_chunks(config)[opts.chunk]
+        connect(opts.address)
+        run_chunk(config, chunk)
+        return 0
+
+    return exit_status(body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
