@@ -179,7 +179,7 @@ class Trial:
         args: the trial's arguments (resolved here).
         hparams: the fully resolved hparams (``search_spaces.resolve_hparams`` or a searcher).
         raw: the dataset's seed-independent payload (``load_raw``); loaded here when None, but
-            a sweep passes the copy it keeps in Ray's object store.
+            a sweep passes the copy its worker process keeps (loaded once per worker).
         search: ``single``, ``random`` or ``bayes`` (a record column).
         trial_index: proposal order within its study (a record column).
     """

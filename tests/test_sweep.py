@@ -144,12 +144,21 @@ def test_existing_sweep_is_never_overwritten_and_resume_needs_one(local_ray, tmp
     assert outcome.counts["ok"] == 1
 
 
-def test_output_given_as_a_filesystem_uri(local_ray, tmp_path):
-    outcome = run_sweep(_config(tmp_path, "uri", algorithms=["ERM"], num_samples=1,
+def test_output_given_as_a_filesystem_uri_with_bayes_search(local_ray, tmp_path):
+    from fishr_tune.sweep.bayes import ObjectJournal
+
+    outcome = run_sweep(_config(tmp_path, "uri", algorithms=["ERM"], num_samples=2,
+                                search="bayes", startup_trials=2,
                                 output=f"file://{tmp_path}/store"))
-    assert outcome.counts["ok"] == 1
+    assert outcome.counts["ok"] == 2
     files = list((tmp_path / "store" / "uri" / "records").glob("*.parquet"))
-    assert len(files) == 1 and len(read_records(f"file://{tmp_path}/store/uri")) == 4
+    assert len(files) == 2 and len(read_records(f"file://{tmp_path}/store/uri")) == 8
+    # The Optuna journal lives next to the records, as objects (no local file, no lock).
+    folder = f"file://{tmp_path}/store/uri/optuna/chunk-00000"
+    study = optuna.load_study(study_name="ColoredDigits.ERM.env2.seed0",
+                              storage=optuna.storages.journal.JournalStorage(
+                                  ObjectJournal(folder)))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
 
 def test_bayes_proposals_get_distinct_job_seeds(local_ray, tmp_path):

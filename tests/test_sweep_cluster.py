@@ -66,8 +66,8 @@ def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
         proc.wait()
     finished_before = _finished(records_dir)
     assert 2 <= len(finished_before) < 8
-    resumed = subprocess.run(base + ["--resume"], capture_output=True, text=True, env=env,
-                             timeout=500)
+    resumed = subprocess.run(base + ["--resume", "--dashboard"], capture_output=True, text=True,
+                             env=env, timeout=500)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     df = read_records(str(tmp_path / "killed"))
     trials = df.groupby("trial_id")
@@ -91,3 +91,4 @@ def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
     for name, content in finished_before.items():
         assert after[name] == content
     assert "sweep finished: 8 trials: 8 ok" in resumed.stdout
+    assert "Ray dashboard: http://127.0.0.1:" in resumed.stdout

@@ -179,6 +179,11 @@ class StudyMultiplexer(Searcher):
             return {"job": job.as_dict()}
         return Searcher.FINISHED
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether every study asked its whole budget and nothing is left to re-send."""
+        return not self.resend and all(n >= self.num_samples for n in self.asked.values())
+
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         """Tell the study its trial's final objective (or that it failed or diverged)."""
         if trial_id not in self.live:

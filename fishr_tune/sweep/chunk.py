@@ -123,15 +123,20 @@ class Ledger(Callback):
     """A Tune callback counting the chunk's trials and keeping the jobs that ended in error."""
 
     def __init__(self):
-        self.trials = 0
+        self.trials = self.ended = 0
         self.errored: list[dict] = []
 
     def on_trial_start(self, iteration, trials, trial, **info):
         """Count a trial (restarts after a failure are the same Tune trial)."""
         self.trials += 1 if trial.num_failures == 0 else 0
 
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        """Count a trial that ended."""
+        self.ended += 1
+
     def on_trial_error(self, iteration, trials, trial, **info):
         """Keep the job of a trial that ended in error (after its retries)."""
+        self.ended += 1
         self.errored.append(trial.config["job"])
 
 
@@ -155,45 +160,48 @@ def settle_errored(config: SweepConfig, ledger: Ledger, settings: dict) -> int:
 
 def prune_models(config: SweepConfig, chunk: Chunk, settings: dict) -> None:
     """``--keep-checkpoints selected``: of the chunk's trials, keep the weights of each study's
-    selected trial only (the best objective, the value its search maximised)."""
+    selected trial only (the best objective, the value its search maximised).
+
+    Reads the records of kept models only: after earlier chunks pruned theirs, that is about
+    one trial per study so far plus this chunk's trials.
+    """
     import pyarrow.fs as pafs
 
     from fishr_tune.datasets import get_spec
-    from fishr_tune.records import RECORDS_DIR, read_records
-    from fishr_tune.sweep.trainable import MODELS_DIR, model_path, trial_objective
+    from fishr_tune.sweep.trainable import (MODELS_DIR, model_path, read_file_records,
+                                            trial_objective)
 
     fs, folder = resolve_filesystem(join(config.sweep_dir, MODELS_DIR))
     infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    kept = {info.base_name[:-3] for info in infos if info.base_name.endswith(".pt")}
-    records = read_records(join(config.sweep_dir, RECORDS_DIR))
-    if not kept or not len(records):
-        return
-    records = records[records["trial_id"].isin(kept)]
     mine = {s.key for s in chunk.studies}
-    best: dict[tuple, tuple[float, str]] = {}
-    for trial_id, rows in records.groupby("trial_id"):
-        first = rows.iloc[0]
+    best: dict[str, tuple[float, str]] = {}
+    for trial_id in sorted(i.base_name[:-3] for i in infos if i.base_name.endswith(".pt")):
+        rows = read_file_records(records_path(config.sweep_dir, trial_id)) or []
+        if not rows:
+            continue
+        first = rows[0]
         envs = [int(e) for e in first["test_envs"]]
-        study = (first["dataset"], first["algorithm"], tuple(envs), int(first["trial_seed"]))
-        if chunk.jobs is None and Study(*study).key not in mine:
+        key = Study(first["dataset"], first["algorithm"], tuple(envs), first["trial_seed"]).key
+        if chunk.jobs is None and key not in mine:
             continue  # another chunk's trial (that chunk prunes its own)
-        value = trial_objective(rows.to_dict("records"), envs,
-                                get_spec(study[0]).num_environments, settings["objective"])
+        value = trial_objective(rows, envs, get_spec(first["dataset"]).num_environments,
+                                settings["objective"])
         value = float("-inf") if value is None else value
-        if study not in best or value > best[study][0]:
-            if study in best:
-                fs.delete_file(resolve_filesystem(model_path(config.sweep_dir, best[study][1]))[1])
-            best[study] = (value, trial_id)
-        else:
-            fs.delete_file(resolve_filesystem(model_path(config.sweep_dir, trial_id))[1])
+        loser = trial_id
+        if key not in best or value > best[key][0]:
+            loser = best[key][1] if key in best else None
+            best[key] = (value, trial_id)
+        if loser is not None:
+            fs.delete_file(resolve_filesystem(model_path(config.sweep_dir, loser))[1])
 
 
 def _trial_dirname(trial) -> str:
     return trial.trial_id  # Tune's default spells the whole config into the folder name
 
 
-def run_chunk(config: SweepConfig, chunk: Chunk) -> dict:
-    """Run the chunk's unfinished jobs as one Tune experiment; return and store its counts."""
+def run_chunk(config: SweepConfig, chunk: Chunk) -> dict | None:
+    """Run the chunk's unfinished jobs as one Tune experiment; return and store its counts
+    (None, and nothing stored, when it was stopped before its end)."""
     from ray import tune
 
     from fishr_tune.sweep.trainable import sweep_trainable, trial_settings
@@ -215,6 +223,10 @@ def run_chunk(config: SweepConfig, chunk: Chunk) -> dict:
                                   reuse_actors=True, max_concurrent_trials=config.max_concurrent,
                                   trial_dirname_creator=_trial_dirname)
     tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
+    if not searcher.exhausted or ledger.ended < ledger.trials:
+        # Stopped early (Ctrl-C, a stop request): no marker, a resume runs the rest.
+        print(f"chunk {chunk.name}: stopped before its end", file=sys.stderr, flush=True)
+        return None
     without_records = settle_errored(config, ledger, settings)
     counts = {"trials": ledger.trials, "errors": len(ledger.errored),
               "without_records": without_records}
@@ -247,8 +259,7 @@ def main(argv=None) -> int:
         config = SweepConfig.load(opts.output, opts.name)
         chunk = sweep_chunks(config)[opts.chunk]
         connect(opts.address)
-        run_chunk(config, chunk)
-        return 0
+        return 0 if run_chunk(config, chunk) is not None else 3
 
     return exit_status(body, argv)
 

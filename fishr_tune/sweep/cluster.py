@@ -31,6 +31,13 @@ def probe_address(address: str) -> None:
                         "start it with `ray start --head` or fix --address") from None
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
     """Start a local Ray, or attach to the cluster at ``address`` (``auto`` or ``host:port``).
 
@@ -55,6 +62,8 @@ def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = 
             context = ray.init(**kwargs)
         else:
             # "local": a private Ray, never silently joining a `ray start` cluster on the machine.
+            if dashboard:  # a free port: other Rays on the machine may hold the default 8265
+                kwargs.update(dashboard_host="127.0.0.1", dashboard_port=free_port())
             context = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
                                **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -46,6 +46,11 @@ class JobQueue(Searcher):
             return {"job": job.as_dict()}
         return Searcher.FINISHED
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether every job was handed out (or skipped as finished)."""
+        return self._next >= len(self._jobs)
+
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         """Nothing to learn: random search."""
 
