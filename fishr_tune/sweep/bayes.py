@@ -126,8 +126,14 @@ class StudyMultiplexer(Searcher):
     def _adopt_history(self, key: str) -> None:
         """Count the study's asked trials; settle or re-send those a killed driver left."""
         trials = self.optuna[key].get_trials(deepcopy=False)
-        self.asked[key] = len(trials)
+        self.asked[key] = 0
         for t in trials:
+            if "trial_index" not in t.user_attrs:
+                # Asked but killed before it was handed out: never a job, not in the budget.
+                if t.state == TrialState.RUNNING:
+                    self.optuna[key].tell(t.number, state=TrialState.FAIL)
+                continue
+            self.asked[key] += 1
             if t.state != TrialState.RUNNING:
                 continue
             job = Job(self.studies[key], t.user_attrs["trial_index"], None,
@@ -172,8 +178,9 @@ class StudyMultiplexer(Searcher):
             # hparams seeds do; a pure function of the study and proposal index.
             job = Job(self.studies[key], index, None, {**trial.params, **constants},
                       seed_hash(key, index))
-            for name, value in (("trial_index", index), ("seed", job.seed),
-                                ("hparams", job.hparams)):
+            # trial_index last: a proposal that has it has the others (what a resume reads).
+            for name, value in (("hparams", job.hparams), ("seed", job.seed),
+                                ("trial_index", index)):
                 trial.set_user_attr(name, value)
             self.live[trial_id] = (key, trial.number)
             return {"job": job.as_dict()}
