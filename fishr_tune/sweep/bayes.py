@@ -18,6 +18,7 @@ training state.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import optuna
@@ -78,6 +79,7 @@ def open_storage(sweep_dir: str, chunk_name: str, url: str | None):
         return journal.JournalStorage(ObjectJournal(join(sweep_dir, JOURNAL_OBJECTS_DIR,
                                                          chunk_name)))
     path = join(sweep_dir, JOURNAL_FILE)
+    os.makedirs(sweep_dir, exist_ok=True)
     # The open() lock works on NFS, where the default symlink lock may not.
     return journal.JournalStorage(journal.JournalFileBackend(
         path, lock_obj=journal.JournalFileOpenLock(path)))
