@@ -1,4 +1,4 @@
-"""Load one or more sweeps' Parquet records as one pandas frame (read-only).
+"""Load one or more sweeps' Parquet records as one Arrow table, then pandas (read-only).
 
 A path is a sweep folder (its ``records/`` subfolder is read, not ``interrupted/``) or any folder
 of record files. Every bad path is a one-line UserError before any analysis: missing, empty, or
@@ -54,8 +54,8 @@ def check_files(folder: str) -> None:
                             f"{', '.join(absent)}): move it out of the results folder")
 
 
-def load_sweep(path: str) -> pd.DataFrame:
-    """Every record of one sweep, with a ``sweep`` column (the path as given)."""
+def load_sweep(path: str) -> pa.Table:
+    """Every record of one sweep as an Arrow table, with a ``sweep`` column (the path given)."""
     folder = records_folder(path)
     check_files(folder)
     try:
@@ -66,9 +66,7 @@ def load_sweep(path: str) -> pd.DataFrame:
     if table.num_rows == 0:
         raise UserError(f"no records under {path}: pass the folder of a sweep that has run "
                         "(python -m fishr_tune.run writes <output>/<name>/records/)")
-    frame = table.to_pandas()
-    frame.insert(0, "sweep", path)
-    return frame
+    return table.add_column(0, "sweep", pa.array([path] * table.num_rows, pa.string()))
 
 
 def _canonical(values, kind: str, present) -> list[str]:
@@ -98,8 +96,9 @@ def load_records(paths, datasets=None, algorithms=None, searches=None) -> pd.Dat
     """
     if isinstance(paths, str):
         paths = [paths]
-    frames = [load_sweep(p) for p in paths]
-    records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    # One Arrow table (schemas unified: another dataset's env columns read as null) -> pandas.
+    tables = [load_sweep(p) for p in paths]
+    records = pa.concat_tables(tables, promote_options="default").to_pandas()
     if datasets:
         keep = _canonical(datasets, "dataset", set(records["dataset"].dropna()))
         records = records[records["dataset"].isin(keep)]
