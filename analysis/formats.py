@@ -35,15 +35,23 @@ def _grid(table: Table, pm: str) -> list[list[str]]:
 
 
 def notes(table: Table) -> list[str]:
-    """``X = <why>: <cells>`` lines for the empty cells whose method said why."""
-    by_reason: dict[str, list[str]] = {}
+    """``X = <why>: <cells>`` lines for the empty cells whose method said why (just
+    ``X = <why>`` when one detail-free reason explains every X of the table)."""
+    by_reason: dict[str, list[tuple[str, str]]] = {}
     for label, row in zip(table.row_labels, table.cells):
         for col, cell in zip(table.col_labels, row):
             if cell.mean is None and cell.note:
                 reason, detail = cell.note
-                by_reason.setdefault(reason, []).append(" ".join(
-                    part for part in (label, str(col), detail) if part))
-    return [f"{MISSING} = {reason}: {'; '.join(cells)}" for reason, cells in by_reason.items()]
+                by_reason.setdefault(reason, []).append((f"{label} {col}", detail))
+    empty = sum(c.mean is None for row in table.cells for c in row[:-1])
+    lines = []
+    for reason, cells in by_reason.items():
+        if len(cells) == empty and not any(detail for _, detail in cells):
+            lines.append(f"{MISSING} = {reason}")
+        else:
+            listed = "; ".join(" ".join(p for p in cell if p) for cell in cells)
+            lines.append(f"{MISSING} = {reason}: {listed}")
+    return lines
 
 
 def text_table(table: Table) -> str:

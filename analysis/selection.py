@@ -172,6 +172,9 @@ class LeaveOneDomainOut(SelectionMethod):
         if (group["search"] == "bayes").all():
             return ("not applicable to a Bayesian sweep: its proposals differ per test-env set, "
                     "so no configuration has pair jobs", "")
+        if (group["n_test_envs"] == 1).all():
+            return f"no pair jobs: leave-one-domain-out needs them (run the sweep with " \
+                f"{PAIRS_FLAG})", ""
         have = {_envs_of(e) for e in group["test_envs"]}
         needed = [tuple(sorted((test_env, j))) for j in range(n_envs) if j != test_env]
         absent = [list(p) for p in needed if p not in have]
