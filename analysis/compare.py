@@ -9,7 +9,8 @@ rule). Printed, per budget k (5, 10, 20 and each sweep's full budget): the media
 validation of each sweep, the paired difference (second minus first) with its standard error
 over studies and a two-sided Wilcoxon signed-rank p-value (scipy), the same for the selected
 configuration's test accuracy; then how many trials each sweep needs to reach the other's final
-best, and the Spearman correlation of validation with test accuracy over all trials. ``--plot``
+best, and the Spearman correlation of validation with test accuracy among a study's trials
+(mean over studies). ``--plot``
 draws best-so-far validation and selected test accuracy against k (median and interquartile
 band over studies) as PNG and PDF.
 """
@@ -101,9 +102,14 @@ def compare(first: pd.DataFrame, second: pd.DataFrame, budgets=DEFAULT_BUDGETS) 
 
 
 def _spearman(trials: pd.DataFrame) -> float:
+    """Mean over studies of the Spearman correlation of val with test accuracy among the
+    study's trials (pooling studies would mix test envs of very different accuracy)."""
     from scipy.stats import spearmanr
 
-    return float(spearmanr(trials["val_acc"], trials["test_acc"]).statistic)
+    rhos = [spearmanr(s["val_acc"], s["test_acc"]).statistic
+            for _, s in trials.groupby(STUDY_KEYS) if len(s) >= 3
+            and s["val_acc"].nunique() > 1 and s["test_acc"].nunique() > 1]
+    return float(np.mean(rhos)) if rhos else float("nan")
 
 
 def _reach_text(needed: list, full: int) -> str:
@@ -129,7 +135,8 @@ def table_text(result: dict, labels: tuple[str, str]) -> str:
               f"{_reach_text(result['reach']['second'], result['full'])}",
               f"trials {a} needs to reach {b}'s best: "
               f"{_reach_text(result['reach']['first'], result['full'])}",
-              f"Spearman(val, test) over all trials: {a} {result['spearman']['first']:.2f}, "
+              f"Spearman(val, test) among a study's trials, mean over studies: "
+              f"{a} {result['spearman']['first']:.2f}, "
               f"{b} {result['spearman']['second']:.2f}"]
     return "\n".join(lines)
 
