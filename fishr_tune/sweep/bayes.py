@@ -86,15 +86,26 @@ def open_storage(sweep_dir: str, chunk_name: str, url: str | None):
 
 
 def tpe_sampler(seed: int, n_startup_trials: int) -> optuna.samplers.TPESampler:
-    """Seeded multivariate TPE with a constant liar, so parallel proposals don't collide."""
+    """Seeded multivariate TPE configured for DomainBed-sized budgets (tens of trials per study).
+
+    * ``n_startup_trials``: few random proposals (see :func:`default_startup_trials`), so that
+      most of a 20-trial budget is model-guided (Optuna's default 10 leaves half of it random).
+    * ``multivariate``: one joint density over all hparams: lr and batch size interact.
+    * ``consider_endpoints``: a Parzen kernel at the edge of a range keeps its full width, so
+      an optimum at a bound (lambda at 10^4, anneal at 0) is not under-sampled.
+    * ``n_ei_candidates=64``: more candidates per proposal (cheap next to a trial) sharpen the
+      expected-improvement argmax once the "good" density has only a few points.
+    * ``constant_liar``: parallel proposals of one study don't collide.
+    """
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
-                                      multivariate=True, constant_liar=True)
+                                      multivariate=True, consider_endpoints=True,
+                                      n_ei_candidates=64, constant_liar=True)
 
 
 def default_startup_trials(num_samples: int) -> int:
     """Random start-up proposals before TPE: Optuna's 10 would spend a small budget at random.
 
-    A quarter of the budget, at least 2 and at most 10.
+    A quarter of the budget, at least 2 and at most 10 (5 of a 20-trial budget).
     """
     return max(2, min(10, num_samples // 4))
 

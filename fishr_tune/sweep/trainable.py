@@ -21,7 +21,7 @@ from ray import tune
 from fishr_tune.datasets import get_spec, load_raw
 from fishr_tune.errors import UserError, one_line
 from fishr_tune.options import SHARED
-from fishr_tune.records import (env_acc_column, join, records_path, resolve_filesystem,
+from fishr_tune.records import (join, records_path, resolve_filesystem,
                                 write_atomically, write_records)
 from fishr_tune.sweep.plan import Job
 from fishr_tune.trial import (Trial, TrialArgs, TrialDiverged, identity_record,
@@ -41,28 +41,20 @@ class DataUnavailable(RuntimeError):
 def objective_value(record: dict, test_envs, n_envs: int, objective: str) -> float | None:
     """The value a searcher maximises, from one checkpoint record.
 
-    ``iid`` (default): mean out-split accuracy of the training envs (training-domain
-    validation). ``oracle``: mean out-split accuracy of the test envs; only when asked for.
+    ``iid`` (default): training-domain validation; ``oracle``: test-domain validation, only when
+    asked for. Both are ``analysis.selection``'s method objects, the rules the tables use.
     """
-    envs = list(test_envs) if objective == "oracle" else \
-        [e for e in range(n_envs) if e not in test_envs]
-    accs = [record.get(env_acc_column(e, "out")) for e in envs]
-    if not accs or any(a is None for a in accs):
-        return None
-    return sum(accs) / len(accs)
+    from analysis.selection import objective_method
+
+    return objective_method(objective).checkpoint_value(record, test_envs, n_envs)
 
 
 def trial_objective(records: list[dict], test_envs, n_envs: int, objective: str) -> float | None:
-    """The objective of a trial so far (restored records included).
+    """The objective of a trial so far (restored records included): the value at the
+    checkpoint the method selects (``iid``: the best one, ``oracle``: the last one)."""
+    from analysis.selection import objective_method
 
-    ``iid``: the best checkpoint's value, since training-domain validation selects the best
-    checkpoint. ``oracle``: the latest checkpoint's, since oracle selection uses the last one.
-    """
-    values = [objective_value(r, test_envs, n_envs, objective) for r in records]
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return max(values) if objective == "iid" else values[-1]
+    return objective_method(objective).trial_value(records, test_envs, n_envs)
 
 
 def trial_settings(config) -> dict:
