@@ -149,8 +149,11 @@ def sand_mask(grads: torch.Tensor, tau: float, k: float) -> torch.Tensor:
         (unbiased variance over domains; NaNs become 1e-17), divided by the mean of that mask
         (``SANDMask.mask_grads``, lines 1270-1288).
     """
-    variance = grads.var(0)
-    variance = torch.where(torch.isnan(variance), torch.full_like(variance, 1e-17), variance)
+    if len(grads) < 2:  # one domain: DomainBed's variance is NaN, which it replaces by 1e-17
+        variance = torch.full_like(grads[0], 1e-17)
+    else:
+        variance = grads.var(0)
+        variance = torch.where(torch.isnan(variance), torch.full_like(variance, 1e-17), variance)
     agreement = torch.sign(grads).mean(0).abs() - tau
     mask = torch.tanh(k * variance.reciprocal() * agreement).clamp_min(0)
     mask = torch.where(torch.isnan(mask), torch.full_like(mask, 1e-17), mask)
