@@ -57,7 +57,7 @@ def _batches(step, sizes=(3, 3, 2)):
 
 
 def _params(algorithm):
-    return [algorithm.classifier.weight.detach().clone(), algorithm.classifier.bias.detach().clone()]
+    return [p.detach().clone() for p in (algorithm.classifier.weight, algorithm.classifier.bias)]
 
 
 def test_mldg_update_matches_a_hand_written_step():

@@ -31,10 +31,10 @@ ALGORITHMS: dict[str, type[Algorithm]] = {name: _implementation(name)
                                           for name in algorithm_names()}
 globals().update(ALGORITHMS)  # ``from fishr_tune.algorithms import ERM, Fishr`` keeps working
 
-PENALTIES = ["and_mask", "coral_penalty", "domain_gradient_variances", "fishr_penalty",
-             "groupdro_weights", "iga_penalty", "irm_penalty", "mmd_penalty", "sand_mask",
-             "vrex_penalty"]
-__all__ = ["ALGORITHMS", "Algorithm", "get_algorithm_class", *ALGORITHMS, *PENALTIES]
+__all__ = ["ALGORITHMS", "Algorithm", "and_mask", "coral_penalty", "domain_gradient_variances",
+           "fishr_penalty", "get_algorithm_class", "groupdro_weights", "iga_penalty",
+           "irm_penalty", "mmd_penalty", "sand_mask", "vrex_penalty"]
+__all__ += list(ALGORITHMS)
 
 
 def get_algorithm_class(name: str) -> type[Algorithm]:
