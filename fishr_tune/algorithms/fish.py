@@ -32,10 +32,6 @@ class Fish(Algorithm):
         """Only the inner Adam."""
         return {"inner": self.adam(self.inner_network.parameters())}
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the (outer) network."""
-        return self.network(x)
-
     def update(self, minibatches: Minibatches) -> dict[str, float]:
         """One Fish step; returns ``loss``, the last domain's inner CE (as DomainBed)."""
         self.inner_network.load_state_dict(self.network.state_dict())
