@@ -1,12 +1,15 @@
-"""Fishr vs ERM on the embedded ColoredDigits under the IRM protocol of the Fishr paper (sec. 5.1).
+"""ERM, IRM, V-REx and Fishr on the embedded ColoredDigits under the IRM protocol of the Fishr
+paper (sec. 5.1).
 
     python benchmarks/colored_digits_irm_protocol.py          # 10 restarts, with the control row
     python benchmarks/colored_digits_irm_protocol.py --restarts 3 --no-control   # a quick look
+    python benchmarks/colored_digits_irm_protocol.py --methods ERM IRM VREx --restarts 8
 
 Prints one row per method, like the paper's Table 2: restarts, train accuracy (mean of the two
 training environments), accuracy on the -90% environment ("test") and on a grayscale copy of it
-("gray test"), each as mean +/- std over restarts (population std, as the IRM script prints), plus
-the paired Fishr - ERM test difference over the same restarts.
+("gray test"), each as mean +/- std over restarts (population std, as the IRM script prints), then
+each method's per-restart -90% accuracies and the paired (method - ERM) test difference over the
+same restarts.
 
 The protocol (facebookresearch/InvariantRiskMinimization's ColoredMNIST script as adapted by
 alexrame/fishr ``coloredmnist/train_coloredmnist.py``; shared/reference/domainbed-facts.md sec. 7):
@@ -20,6 +23,11 @@ alexrame/fishr ``coloredmnist/train_coloredmnist.py``; shared/reference/domainbe
 * Fishr's penalty: per-sample gradients of the last Linear(390, 1) (weight and bias, 391
   coordinates), their centred, biased variance per training env, and the SUM over coordinates of
   the squared difference to the 2-env mean, summed over the 2 envs;
+* IRM's penalty: the mean over the 2 envs of the project's ``irm_penalty`` (DomainBed's unbiased
+  even x odd product of d BCE(s f) / ds at s = 1, where the IRM script squares the full-batch
+  derivative: the same quantity in expectation) on the equivalent 2-class logits [0, f];
+  V-REx's: the project's ``vrex_penalty`` of the 2 envs' mean BCEs (the script's formula); both
+  with the same weight 91257.19, anneal at step 190 and division by the weight as the script;
 * accuracies of the last step's forward pass (before its update), as the script records them.
 
 Route taken, and why. This is route (b) of issue 2: a small loop that reproduces the protocol
@@ -83,7 +91,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fishr_tune.algorithms.fishr import domain_gradient_variances, fishr_penalty
+from fishr_tune.algorithms import (domain_gradient_variances, fishr_penalty, irm_penalty,
+                                   vrex_penalty)
 from fishr_tune.datasets import build_environments, get_spec, load_raw
 
 HIDDEN_DIM = 390
@@ -94,10 +103,12 @@ PENALTY_WEIGHT = 91257.18613115903
 STEPS = 501
 TRAIN_ENVS = (0, 1)  # +90%, +80%
 TEST_ENV = 2  # -90%
-METHODS = ("ERM", "Fishr")
+METHODS = ("ERM", "IRM", "VREx", "Fishr")
 
 # The paper's Table 2 (10 restarts of 14x14 MNIST): train, test, gray test.
 PAPER_ROWS = {"ERM": ("86.4 +/- 0.2", "14.0 +/- 0.7", "71.0 +/- 0.7"),
+              "IRM": ("71.0 +/- 0.5", "65.6 +/- 1.8", "66.1 +/- 0.2"),
+              "VREx": ("71.7 +/- 1.5", "67.2 +/- 1.5", "68.6 +/- 2.2"),
               "Fishr": ("71.0 +/- 0.9", "69.5 +/- 1.0", "70.2 +/- 1.1")}
 
 
@@ -153,6 +164,30 @@ def summed_fishr_penalty(features: torch.Tensor, logits: torch.Tensor, labels: t
     return n_domains * n_coords * fishr_penalty(bce_variances)
 
 
+def _two_class(logits: torch.Tensor) -> torch.Tensor:
+    """Logits [0, f]: their 2-class CE is exactly the BCE of the single logit f."""
+    return torch.stack([torch.zeros_like(logits), logits], dim=1)
+
+
+def irm_setup_penalty(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                      domain_sizes: list[int]) -> torch.Tensor:
+    """Mean over envs of the project's ``irm_penalty`` on the BCE-equivalent 2-class logits."""
+    return torch.stack([irm_penalty(_two_class(f), y) for f, y in
+                        zip(logits.split(domain_sizes), labels.split(domain_sizes))]).mean()
+
+
+def vrex_setup_penalty(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                       domain_sizes: list[int]) -> torch.Tensor:
+    """The project's ``vrex_penalty`` of the envs' mean BCEs."""
+    return vrex_penalty(torch.stack([
+        F.binary_cross_entropy_with_logits(f, y.float())
+        for f, y in zip(logits.split(domain_sizes), labels.split(domain_sizes))]))
+
+
+# Each penalised method's penalty, all with the signature (features, logits, labels, sizes).
+PENALTIES = {"IRM": irm_setup_penalty, "VREx": vrex_setup_penalty, "Fishr": summed_fishr_penalty}
+
+
 def gray_copy(x: torch.Tensor) -> torch.Tensor:
     """The digit in both channels (ColoredDigits zeroes one channel, so the sum is the digit)."""
     return x.sum(dim=1, keepdim=True).expand_as(x).contiguous()
@@ -164,9 +199,9 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def train_restart(method: str, restart: int, penalty_weight: float = PENALTY_WEIGHT,
                   steps: int = STEPS, raw=None) -> RestartResult:
-    """One restart of the protocol for ``method`` (``ERM`` or ``Fishr``) with seed ``restart``.
+    """One restart of the protocol for ``method`` (one of ``METHODS``) with seed ``restart``.
 
-    ``penalty_weight`` is the setup's weight after the anneal (0 turns Fishr's penalty off from
+    ``penalty_weight`` is the setup's weight after the anneal (0 turns the penalty off from
     step 190 on: the control). ``raw`` is the embedded pool (``load_raw``), loaded if None.
     """
     if method not in METHODS:
@@ -193,9 +228,9 @@ def train_restart(method: str, restart: int, penalty_weight: float = PENALTY_WEI
                                  for f, t in zip(env_logits, env_labels)]).mean()
         weight_norm = sum(p.square().sum() for p in mlp.parameters())
         loss = train_nll + L2_REGULARIZER_WEIGHT * weight_norm
-        if method == "Fishr":
+        if method in PENALTIES:
             weight = penalty_weight if step >= PENALTY_ANNEAL_ITERS else 1.0
-            loss = loss + weight * summed_fishr_penalty(features, logits, y, sizes)
+            loss = loss + weight * PENALTIES[method](features, logits, y, sizes)
             if weight > 1.0:
                 loss = loss / weight
         if step == steps - 1:  # the IRM script records the last step's forward pass
@@ -211,11 +246,11 @@ def train_restart(method: str, restart: int, penalty_weight: float = PENALTY_WEI
     return result
 
 
-def run_protocol(restarts, control: bool = True, steps: int = STEPS,
-                 verbose: bool = False) -> dict[str, list[RestartResult]]:
-    """ERM and Fishr (and with ``control`` Fishr with penalty weight 0) over ``restarts`` seeds."""
+def run_protocol(restarts, control: bool = True, steps: int = STEPS, verbose: bool = False,
+                 methods=("ERM", "Fishr")) -> dict[str, list[RestartResult]]:
+    """``methods`` (and with ``control`` Fishr with penalty weight 0) over ``restarts`` seeds."""
     raw = load_raw(get_spec("colored_digits"), None)
-    runs = [("ERM", "ERM", PENALTY_WEIGHT), ("Fishr", "Fishr", PENALTY_WEIGHT)]
+    runs = [(method, method, PENALTY_WEIGHT) for method in methods]
     if control:
         runs.append(("Fishr, lambda=0 (control)", "Fishr", 0.0))
     results: dict[str, list[RestartResult]] = {}
@@ -248,10 +283,15 @@ def format_table(results: dict[str, list[RestartResult]]) -> str:
     for label, (train, test, gray) in PAPER_ROWS.items():
         lines.append(f"{'paper ' + label + ' (14x14 MNIST)':<28}{10:>9}  {train:>13}  {test:>13}  "
                      f"{gray:>13}")
-    if "ERM" in results and "Fishr" in results:
-        gaps = 100 * np.array([f.test_acc - e.test_acc
-                               for f, e in zip(results["Fishr"], results["ERM"])])
-        lines.append(f"Fishr - ERM on -90%, paired over restarts: mean {gaps.mean():.1f}, "
+    lines.append("")
+    for label, rows in results.items():
+        values = " ".join(f"{100 * r.test_acc:.1f}" for r in rows)
+        lines.append(f"{label} on -90% per restart: {values}")
+    for label, rows in results.items():
+        if label == "ERM" or "ERM" not in results:
+            continue
+        gaps = 100 * np.array([m.test_acc - e.test_acc for m, e in zip(rows, results["ERM"])])
+        lines.append(f"{label} - ERM on -90%, paired over restarts: mean {gaps.mean():.1f}, "
                      f"min {gaps.min():.1f}, max {gaps.max():.1f} points")
     return "\n".join(lines)
 
@@ -264,11 +304,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip the Fishr row with penalty weight 0")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no per-restart lines")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="methods to run (default: all four)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     restarts = range(args.first_restart, args.first_restart + args.restarts)
     start = time.perf_counter()
-    results = run_protocol(restarts, control=not args.no_control, verbose=not args.quiet)
+    if args.restarts < 1 or args.first_restart < 0 or args.threads < 1:
+        parser.error("--restarts and --threads must be >= 1 and --first-restart >= 0")
+    results = run_protocol(restarts, control=not args.no_control, verbose=not args.quiet,
+                           methods=args.methods)
     print(f"\nColoredDigits (3 envs of 599 8x8 digits), IRM protocol: {STEPS} full-batch steps, "
           f"penalty weight {PENALTY_WEIGHT} from step {PENALTY_ANNEAL_ITERS}, restarts "
           f"{restarts.start}..{restarts.stop - 1}, {time.perf_counter() - start:.0f} s\n")

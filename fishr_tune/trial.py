@@ -25,8 +25,8 @@ from fishr_tune.seeding import seed_hash
 from fishr_tune.version import code_version
 from search_spaces import canonical_algorithm
 
-EVAL_BATCH_SIZE = 64
-TENSOR_EVAL_BATCH_SIZE = 4096  # no batch-dependent layers at eval, so larger batches are exact
+EVAL_BATCH_SIZE = 64  # DomainBed's; algorithms whose predict depends on its batch use it always
+TENSOR_EVAL_BATCH_SIZE = 4096  # others have no batch-dependent layers at eval: exact and faster
 
 
 class TrialDiverged(RuntimeError):
@@ -152,13 +152,18 @@ class _StepSampler(torch.utils.data.Sampler):
 
 
 def accuracy(algorithm, split, device, num_workers: int = 0) -> float | None:
-    """Unweighted accuracy of ``algorithm`` on a split (None for an empty split)."""
+    """Unweighted accuracy of ``algorithm`` on a split (None for an empty split).
+
+    In-memory splits go in batches of ``TENSOR_EVAL_BATCH_SIZE``, unless the algorithm declares
+    ``EVAL_BATCH_DEPENDENT`` (ARM, MTL): then, like image splits, in DomainBed's batches of 64.
+    """
     if len(split) == 0:
         return None
     correct = 0
     if hasattr(split, "x"):
-        batches = ((split.x[i:i + TENSOR_EVAL_BATCH_SIZE], split.y[i:i + TENSOR_EVAL_BATCH_SIZE])
-                   for i in range(0, len(split), TENSOR_EVAL_BATCH_SIZE))
+        size = (EVAL_BATCH_SIZE if getattr(algorithm, "EVAL_BATCH_DEPENDENT", False)
+                else TENSOR_EVAL_BATCH_SIZE)
+        batches = ((split.x[i:i + size], split.y[i:i + size]) for i in range(0, len(split), size))
     else:
         batches = torch.utils.data.DataLoader(split, batch_size=EVAL_BATCH_SIZE,
                                               num_workers=num_workers)
@@ -213,8 +218,10 @@ class Trial:
 
     # ---- training -------------------------------------------------------------------------
     def _reset_averages(self):
+        # Per key, as DomainBed's train loop: an algorithm may return different keys on
+        # different steps (DANN alternates disc_loss and gen_loss).
         self._sums: dict[str, float] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}
 
     def _minibatch_streams(self):
         """One iterator per training env yielding (x, y) for steps next_step..steps-1."""
@@ -259,7 +266,7 @@ class Trial:
                 if not math.isfinite(value):
                     raise TrialDiverged(f"{key} became {value} at step {step}")
                 self._sums[key] = self._sums.get(key, 0.0) + value
-            self._count += 1
+                self._counts[key] = self._counts.get(key, 0) + 1
             self.next_step = step + 1
             if step % self.args.checkpoint_freq == 0 or step == self.args.steps - 1:
                 record = self.checkpoint_record(step)
@@ -278,7 +285,7 @@ class Trial:
     def checkpoint_record(self, step: int) -> dict:
         """Evaluate every env's in/out split and build the checkpoint's record."""
         record = self.base_record()
-        record.update({key: total / self._count for key, total in self._sums.items()})
+        record.update({key: total / self._counts[key] for key, total in self._sums.items()})
         record.update(step=step, epoch=step / self.steps_per_epoch, mem_gb=self._peak_mem_gb())
         self.algorithm.eval()
         with torch.no_grad():
@@ -306,7 +313,7 @@ class Trial:
         records so far, RNG states."""
         state = {"trial_id": self.trial_id, "next_step": self.next_step,
                  "algorithm": self.algorithm.state(), "sums": dict(self._sums),
-                 "count": self._count, "records": list(self.records),
+                 "counts": dict(self._counts), "records": list(self.records),
                  "elapsed_s": self.elapsed_s,
                  "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                          "python": random.getstate()}}
@@ -321,7 +328,7 @@ class Trial:
                             f"{self.trial_id}: use the same arguments and hparams to resume")
         self.algorithm.load_state(state["algorithm"])
         self.next_step = state["next_step"]
-        self._sums, self._count = dict(state["sums"]), state["count"]
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
         self.records = list(state["records"])
         self.elapsed_s = state["elapsed_s"]
         torch.set_rng_state(state["rng"]["torch"])

@@ -30,7 +30,7 @@ class Valid:
         high: upper bound or None (unbounded).
         low_open: True if ``low`` itself is refused.
         high_open: True if ``high`` itself is refused.
-        choices: for ``str``: the accepted values.
+        choices: for ``str``: the accepted values; for ``bool``: the accepted values if not all.
     """
 
     type: str
@@ -38,11 +38,13 @@ class Valid:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple[str | bool, ...] = ()
 
     def describe(self) -> str:
         """Human text of the range, e.g. ``a float in [0, 1)`` or ``an int >= 1``."""
         if self.type == "bool":
+            if self.choices:
+                return " or ".join(str(c).lower() for c in self.choices)
             return "true or false"
         if self.type == "str":
             return "one of " + ", ".join(repr(c) for c in self.choices)
@@ -89,7 +91,7 @@ class Valid:
 
     def _in_range(self, value: Any) -> bool:
         if self.type == "bool":
-            return True
+            return not self.choices or value in self.choices
         if self.type == "str":
             return value in self.choices
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):

@@ -17,7 +17,7 @@ always holds a float whichever seed produced it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from search_spaces.constraints import (AT_LEAST_ONE, BOOL, EMA, NON_NEGATIVE, POSITIVE, STEPS,
@@ -64,8 +64,10 @@ _DANN = (
 
 _MMD = (H("mmd_gamma", 1.0, LogUniform10(-1, 1), NON_NEGATIVE),)
 
-# Algorithm blocks, in DomainBed's ALGORITHMS order (SelfReg, which has no hparam of its own,
-# is not part of this project).
+# THE algorithm registry: every algorithm of the project, in DomainBed's ALGORITHMS order, with
+# its hparam block (SelfReg, which has no hparam of its own, is not part of this project).
+# fishr_tune.algorithms derives its classes from these names (class Name in module
+# fishr_tune/algorithms/<name lowercased>.py), so a new algorithm is that module + one line here.
 ALGORITHMS: dict[str, tuple[HParam, ...]] = {
     "ERM": (),
     "Fish": (H("meta_lr", 0.5, Choice((0.05, 0.1, 0.5)), POSITIVE),),
@@ -125,6 +127,13 @@ _BATCH_SIZE = {"small": (64, Pow2(3, 9)), "big": (32, Pow2(3, 5.5)),
                "domainnet": (32, Pow2(3, 5))}
 
 _ADVERSARIAL = ("DANN", "CDANN")
+# Valid ranges narrower for one algorithm than for the others, so that an override it cannot
+# train with is refused with the other bad overrides (before a sweep starts Ray): IRM's penalty
+# needs an even and an odd half of each domain's batch, CORAL's unbiased covariance divides by
+# n - 1, and Fishr's closed-form variances need a linear classifier.
+_AT_LEAST_TWO = Valid("int", low=2)
+_NARROWED = {"IRM": {"batch_size": _AT_LEAST_TWO}, "CORAL": {"batch_size": _AT_LEAST_TWO},
+             "Fishr": {"nonlinear_classifier": Valid("bool", choices=(False,))}}
 
 
 def _group_block(algorithm: str, group: str) -> tuple[HParam, ...]:
@@ -145,4 +154,6 @@ def _group_block(algorithm: str, group: str) -> tuple[HParam, ...]:
 
 def hparams_for(algorithm: str, group: str) -> tuple[HParam, ...]:
     """All hparam definitions of a (canonical) algorithm and dataset group, in DomainBed order."""
-    return COMMON + ALGORITHMS[algorithm] + _group_block(algorithm, group)
+    narrowed = _NARROWED.get(algorithm, {})
+    return tuple(replace(h, valid=narrowed[h.name]) if h.name in narrowed else h
+                 for h in COMMON + ALGORITHMS[algorithm] + _group_block(algorithm, group))

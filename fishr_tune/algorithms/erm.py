@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
-from fishr_tune.algorithms.base import Algorithm
+from fishr_tune.algorithms.base import Algorithm, Minibatches, pooled
 
 
 class ERM(Algorithm):
     """Mean cross-entropy on the concatenation of all domains' minibatches, one Adam step."""
 
-    def update(self, minibatches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    def update(self, minibatches: Minibatches) -> dict[str, float]:
         """One Adam step on the pooled batch; returns ``{"loss": mean CE}``."""
-        all_x = torch.cat([x for x, _ in minibatches])
-        all_y = torch.cat([y for _, y in minibatches])
+        all_x, all_y = pooled(minibatches)
         loss = F.cross_entropy(self.predict(all_x), all_y)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        self.update_count += 1
+        self.take_step(loss)
         return {"loss": loss.item()}

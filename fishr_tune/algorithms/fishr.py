@@ -42,7 +42,7 @@ from backpack import backpack, extend
 from backpack.extensions import BatchGrad
 from torch import nn
 
-from fishr_tune.algorithms.base import Algorithm
+from fishr_tune.algorithms.base import Algorithm, Minibatches, pooled
 from fishr_tune.errors import UserError
 
 BACKENDS = ("closed_form", "backpack")
@@ -160,21 +160,27 @@ class Fishr(Algorithm):
     (``closed_form`` default, or ``backpack``). The classifier must be linear.
     """
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, num_domains: int,
-                 hparams: dict, weights: str | None = None, *,
-                 featurizer: nn.Module | None = None):
-        super().__init__(input_shape, num_classes, num_domains, hparams, weights,
-                         featurizer=featurizer)
-        if not isinstance(self.classifier, nn.Linear):
+    WEIGHT_BEFORE_ANNEAL = 0.0  # DomainBed's Fishr: no penalty at all during the warm-up
+
+    @classmethod
+    def check_hparams(cls, hparams: dict) -> None:
+        """Fishr needs a linear classifier, a known backend and ema in [0, 1)."""
+        if hparams.get("nonlinear_classifier", False):
             raise UserError("Fishr needs a linear classifier: set hparam nonlinear_classifier "
                             "to False")
-        self.backend = str(self.hparams.get("fishr_backend", "closed_form"))
-        if self.backend not in BACKENDS:
-            raise UserError(f"unknown fishr_backend {self.backend!r}: use one of "
+        backend = str(hparams.get("fishr_backend", "closed_form"))
+        if backend not in BACKENDS:
+            raise UserError(f"unknown fishr_backend {backend!r}: use one of "
                             f"{', '.join(BACKENDS)}")
+        ema = float(hparams.get("ema", 0.95))
+        if not 0.0 <= ema < 1.0:
+            raise UserError(f"Fishr hparam ema={ema} is outside [0, 1): pick e.g. 0.95")
+
+    def build_networks(self, featurizer: nn.Module | None) -> None:
+        """ERM's networks, plus the per-domain EMA buffer (and BackPACK's hooks if asked)."""
+        super().build_networks(featurizer)
+        self.backend = str(self.hparams.get("fishr_backend", "closed_form"))
         self.ema = float(self.hparam("ema"))
-        if not 0.0 <= self.ema < 1.0:
-            raise UserError(f"Fishr hparam ema={self.ema} is outside [0, 1): pick e.g. 0.95")
         self.penalty_weight = float(self.hparam("lambda"))
         self.anneal_iters = int(self.hparam("penalty_anneal_iters"))
         n_coords = self.classifier.weight.numel() + self.classifier.bias.numel()
@@ -183,13 +189,12 @@ class Fishr(Algorithm):
         if self.backend == "backpack":
             extend(self.classifier)  # in place: hooks that record the classifier's inputs
 
-    def update(self, minibatches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    def update(self, minibatches: Minibatches) -> dict[str, float]:
         """One Adam step on NLL + weight * penalty; returns ``loss``, ``nll`` and ``penalty``."""
         if len(minibatches) != self.num_domains:
             raise ValueError(f"Fishr got {len(minibatches)} minibatches for "
                              f"{self.num_domains} training domains")
-        all_x = torch.cat([x for x, _ in minibatches])
-        all_y = torch.cat([y for _, y in minibatches])
+        all_x, all_y = pooled(minibatches)
         sizes = [x.shape[0] for x, _ in minibatches]
         features = self.featurizer(all_x)
         if self.backend == "closed_form":
@@ -204,13 +209,7 @@ class Fishr(Algorithm):
         penalty = fishr_penalty(used)
         nll = F.cross_entropy(logits, all_y)
 
-        weight = 0.0
-        if self.update_count >= self.anneal_iters:
-            weight = self.penalty_weight
-            if self.update_count == self.anneal_iters != 0:
-                # DomainBed resets Adam here: its moments do not fit the sudden jump in gradient
-                # magnitude when the penalty switches on.
-                self.optimizer = self.make_optimizer()
+        weight = self.annealed_weight(self.penalty_weight, self.anneal_iters)
         self.update_count += 1
 
         objective = nll + weight * penalty

@@ -1,7 +1,8 @@
 """Networks: a featurizer chosen by input shape, and the classifier on top of it.
 
 ``Featurizer(input_shape, hparams, weights)`` follows DomainBed's rule (the network depends on the
-input shape only); ``Classifier`` is DomainBed's linear layer or 3-layer MLP.
+input shape only); ``Classifier`` is DomainBed's linear layer or 3-layer MLP; ``MLP`` (DANN's
+discriminator) and ``context_net`` (ARM) are the other networks DomainBed's algorithms use.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from collections.abc import Sequence
 from torch import nn
 
 from fishr_tune.errors import UserError
+from fishr_tune.networks.context import context_net
 from fishr_tune.networks.convnets import ConvGroupNormNet, digits_cnn, mnist_cnn
+from fishr_tune.networks.mlp import MLP
 from fishr_tune.networks.resnet import ResNetFeaturizer, find_weights
 
-__all__ = ["Classifier", "ConvGroupNormNet", "Featurizer", "ResNetFeaturizer", "find_weights"]
+__all__ = ["MLP", "Classifier", "ConvGroupNormNet", "Featurizer", "ResNetFeaturizer",
+           "context_net", "find_weights"]
 
 
 def Featurizer(input_shape: Sequence[int], hparams: dict,  # noqa: N802 (DomainBed's name)
