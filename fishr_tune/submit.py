@@ -169,26 +169,36 @@ def runtime_env(opts) -> dict:
     return env
 
 
+def quiet_ray_client_logs() -> None:
+    """Silence the Jobs SDK's INFO lines and the working_dir notice, which interleave with logs.
+
+    The SDK modules set their own loggers to INFO; the notice says that .git and .venv are not
+    shipped, which is what EXCLUDES asks for anyway.
+    """
+    import logging
+
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
+                 "ray._private.runtime_env.packaging"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray._private.runtime_env.working_dir").addFilter(
+        lambda record: "is now ignored by default" not in str(record.msg))
+
+
 def connect(url: str):
     """A JobSubmissionClient for ``url``, sending the token when the cluster requires one.
 
     A dead address or a refused token is a one-line UserError within seconds.
     """
     from fishr_tune.auth import auth_headers, refused
-    from fishr_tune.sweep.cluster import probe_address
 
-    probe_address(url)
     headers, source = auth_headers(url)
     # Ray lets these env vars override the address passed in; --address must win.
     for var in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
         os.environ.pop(var, None)
-    import logging
-
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
-    # Ray's INFO lines (package upload, websocket closed) would interleave with the job's logs.
-    logging.getLogger("ray").setLevel(logging.WARNING)
+    quiet_ray_client_logs()
 
     try:
         return JobSubmissionClient(url, headers=headers)
@@ -256,7 +266,7 @@ def follow(client, job_id: str, url: str) -> int:
     try:
         asyncio.run(tail())
         info = client.get_job_info(job_id)
-    except Exception as exc:  # the head died or the network went: say so, the sweep is safe
+    except (RuntimeError, OSError) as exc:  # the head or the network died; the sweep is safe
         print(f"lost the cluster at {url} while following {job_id} ({type(exc).__name__}): "
               "submit the same command again to resume the sweep", file=sys.stderr)
         return 1
@@ -318,10 +328,13 @@ def stop(client, job_id: str) -> int:
 
 def submit_cli(argv=None) -> int:
     """Parse, check, connect, then submit or query a job."""
+    from fishr_tune.sweep.cluster import probe_address
+
     opts = build_parser().parse_args(argv)
     url = dashboard_url(opts.address)
+    probe_address(url)  # a dead address fails in seconds, before the heavier checks below
     if not (opts.status or opts.logs or opts.stop):
-        split_run_args(opts)  # bad sweep flags fail here, before the cluster is contacted
+        split_run_args(opts)  # bad sweep flags fail here, before anything is sent
         runtime_env(opts)
     client = connect(url)
     if opts.status:

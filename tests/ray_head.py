@@ -66,7 +66,7 @@ class RayHead:
         env.setdefault("OMP_NUM_THREADS", "1")
         return env
 
-    def start(self, timeout_s: float = 90) -> "RayHead":
+    def start(self, timeout_s: float = 90) -> RayHead:
         """Start the head and wait until its Jobs API answers."""
         ports = {"--port": self.gcs_port, "--dashboard-port": self.dashboard_port}
         for flag in ("--node-manager-port", "--object-manager-port", "--ray-client-server-port",
@@ -131,7 +131,7 @@ class RayHead:
         self.kill()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def __enter__(self) -> "RayHead":
+    def __enter__(self) -> RayHead:
         return self.start()
 
     def __exit__(self, *exc) -> None:
