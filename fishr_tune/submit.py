@@ -48,9 +48,18 @@ OWN_RUN_FLAGS = {"--address": "the job joins its own cluster", "--resume": "subm
 STOPPED_EXIT = 130  # like a process ended by SIGINT
 
 
+class SubmitParser(CLIParser):
+    """The project's one-line parser errors, plus where a sweep flag given too early belongs."""
+
+    def error(self, message):
+        if message.startswith("unrecognized arguments"):
+            message += "; the sweep's own flags go after --"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Flags of the submit CLI (the sweep's own flags follow ``--``)."""
-    p = CLIParser(prog="python -m fishr_tune.submit", description=__doc__,
+    p = SubmitParser(prog="python -m fishr_tune.submit", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--address", default=None,
                    help="the cluster's dashboard, http://HEAD:8265 (default: "
@@ -60,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--logs", metavar="JOB", help="print a job's logs (id or sweep name)")
     action.add_argument("--stop", metavar="JOB", help="stop a job gracefully (id or sweep name)")
     p.add_argument("--name", default=None,
-                   help="sweep name (else the --name after --); one job per sweep at a time")
+                   help="sweep name (else the --name after --, else <dataset>-<search>-<hash of "
+                        "the flags>); one job per sweep at a time")
     p.add_argument("--follow", action="store_true",
                    help="stream the logs until the job ends and exit with its status")
     p.add_argument("--working-dir", default=None,
@@ -108,11 +118,9 @@ def split_run_args(opts) -> tuple[str, list[str]]:
     for flag, why in OWN_RUN_FLAGS.items():
         if any(a == flag or a.startswith(flag + "=") for a in args):
             raise UserError(f"drop {flag} after --: {why}")
-    name = opts.name or parsed.name
     if opts.name and parsed.name and parsed.name != opts.name:
         raise UserError(f"--name {opts.name} and --name {parsed.name} after -- differ: give one")
-    if not name:
-        raise UserError("a submitted sweep needs --name: resubmitting the same name resumes it")
+    name = opts.name or parsed.name or default_sweep_name(parsed, args)
     if not NAME_PATTERN.fullmatch(name):
         raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
     output = parsed.output
@@ -121,6 +129,19 @@ def split_run_args(opts) -> tuple[str, list[str]]:
                         "the cluster; pass a shared absolute path (e.g. /mnt/shared/sweeps) or "
                         "a URI")
     return name, strip_name(args)
+
+
+def default_sweep_name(parsed, args: list[str]) -> str:
+    """``<dataset>-<search>-<hash of the flags>``: the same command always names the same sweep.
+
+    fishr_tune.run's own default has a timestamp, which would make every resubmission a new
+    sweep instead of resuming the first one.
+    """
+    import hashlib
+
+    digest = hashlib.sha1(json.dumps(args).encode()).hexdigest()[:8]
+    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", parsed.datasets[0]).strip("_.-")[:40]
+    return f"{dataset or 'sweep'}-{parsed.search}-{digest}"
 
 
 def strip_name(args: list[str]) -> list[str]:

@@ -14,7 +14,6 @@ def opts(*argv):
 
 @pytest.mark.parametrize("argv, message", [
     ([], "nothing to submit"),
-    (["--", "--output", "/shared"], "needs --name"),
     (["--", "--output", "results", "--name", "a"], "--output results is relative"),
     (["--", "--output", "/s", "--name", "../x"], "use letters, digits"),
     (["--", "--output", "/s", "--name", "a", "--address", "auto"], "drop --address"),
@@ -26,6 +25,7 @@ def opts(*argv):
     (["--env", "NOEQUALS", "--", "--output", "/s", "--name", "a"], "--env NOEQUALS"),
     (["--stop-wait", "-5", "--", "--output", "/s", "--name", "a"], "--stop-wait is -5"),
     (["--status"], "expected one argument"),
+    (["--dataset", "pacs"], "the sweep's own flags go after --"),
     (["--status", "a", "--stop", "a"], "not allowed with"),
 ])
 def test_bad_input_is_one_line_and_status_2_before_any_connection(argv, message, capsys,
@@ -47,6 +47,15 @@ def test_entrypoint_resumes_if_exists_and_keeps_every_sweep_flag():
                        "my.sweep", "--dataset", "pacs", "--output", "/mnt/shared/sweeps",
                        "--hparams", '{"lr": 0.001}', "--gpus-per-trial", "0.25"]
     assert submit.split_run_args(opts("--name", "n", "--", "--output", "s3://b/x"))[0] == "n"
+
+
+def test_a_sweep_without_a_name_gets_the_same_name_for_the_same_flags():
+    flags = ["--", "--dataset", "folder:/data/My Set", "--search", "bayes", "--output", "/s"]
+    name, _ = submit.split_run_args(opts(*flags))
+    assert name == submit.split_run_args(opts(*flags))[0]
+    assert name.startswith("folder_data_My_Set-bayes-") and submit.NAME_PATTERN.fullmatch(name)
+    other, _ = submit.split_run_args(opts(*flags, "--steps", "10"))
+    assert other != name
 
 
 def test_runtime_env_ships_the_checkout_and_a_graceful_stop(tmp_path):

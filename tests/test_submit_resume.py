@@ -5,6 +5,8 @@ every process it started (the job's driver included), a second head takes over t
 sweep folder. Assertions are on the Parquet records only, not on Tune's internals.
 """
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -39,6 +41,9 @@ def test_stopped_then_head_killed_sweep_resubmitted_runs_every_trial_exactly_onc
 
         resubmitted = run_submit([*address, "--", *sweep], env)
         assert "submitted job fishr_tune-survivor-2" in resubmitted.stdout
+        follower = subprocess.Popen([sys.executable, "-m", "fishr_tune.submit", *address,
+                                     "--logs", "survivor", "--follow"], env=env, text=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda: len(finished_files(records_dir, 99)) > len(after_stop), 300,
                  "a trial finished after the resubmission")
         before_kill = finished_files(records_dir, 99)
@@ -46,6 +51,9 @@ def test_stopped_then_head_killed_sweep_resubmitted_runs_every_trial_exactly_onc
     finally:
         first_head.stop()  # SIGKILL: the head, its workers and the job's driver
     assert first_head.pids() == []
+    # Following the logs when the head dies: one line saying so, exit 1 (the sweep is safe).
+    assert follower.wait(timeout=60) == 1
+    assert "lost the cluster at" in follower.stderr.read()
     with RayHead(num_cpus=2, token_path=token_file) as second_head:
         resumed = run_submit(["--address", second_head.dashboard_url, "--follow", "--",
                               *sweep], env, timeout=500)
