@@ -74,8 +74,10 @@ class RayHead:
                      "--metrics-export-port", "--runtime-env-agent-port"):
             ports[flag] = free_port()
         cmd = [_ray_cli(), "start", "--head", f"--num-cpus={self.num_cpus}", "--num-gpus=0",
+               # The dashboard listens on loopback only; the GCS and raylet bind this host's
+               # own address (Ray maps --node-ip-address=127.0.0.1 to it anyway).
                "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-               "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
+               f"--temp-dir={self.temp_dir}",
                "--disable-usage-stats", "--object-store-memory=200000000"]
         cmd += [f"{flag}={port}" for flag, port in ports.items()]
         log = os.path.join(self.temp_dir, "ray_start.log")
