@@ -13,7 +13,7 @@ import argparse
 import json
 
 from fishr_tune.datasets.registry import get_spec
-from fishr_tune.errors import CLIParser, UserError, exit_status
+from fishr_tune.errors import CLIParser, exit_status
 from search_spaces.api import canonical_algorithm, describe, parse_hparams_json, resolve_hparams
 
 
