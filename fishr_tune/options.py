@@ -102,7 +102,7 @@ class Option:
 
 TRIAL_ONLY = (
     Option("dataset", str, "colored_digits", "dataset name (see README: Datasets)"),
-    Option("algorithm", str, "ERM", "algorithm name (ERM, Fishr)"),
+    Option("algorithm", str, "ERM", "algorithm name (README: Algorithms; python -m fishr_tune.algorithms)"),
     Option("test_envs", int, [0], "held-out environment indices", nargs="+", minimum=0),
     Option("hparams_seed", int, 0, "0 = DomainBed's defaults", minimum=0),
     Option("trial_seed", int, 0, "DomainBed's trial seed (data split, hparam draw)",
@@ -127,7 +127,7 @@ SHARED = (
 SWEEP_ONLY = (
     Option("datasets", str, ["colored_digits"], "one or more datasets", flags=("--dataset",),
            nargs="+"),
-    Option("algorithms", str, ["ERM", "Fishr"], "algorithms (or several)", nargs="+"),
+    Option("algorithms", str, ["ERM", "Fishr"], "one or more algorithm names, or all (every algorithm)", nargs="+"),
     Option("test_envs", int, None, "single test envs to run (default: every env)", nargs="+",
            minimum=0),
     Option("test_env_pairs", bool, False,

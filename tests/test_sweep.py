@@ -197,3 +197,13 @@ def test_chunks_in_flight_leave_records_only_and_keep_selected_models(local_ray,
     kept = sum(p.stat().st_size for p in sweep.rglob("*") if p.is_file()
                and "models" not in p.parts)
     assert kept / 4 < 20_000  # bytes per finished trial without the kept models
+
+
+def test_algorithms_all_is_every_registered_algorithm_in_domainbed_order(tmp_path):
+    from search_spaces import algorithm_names
+
+    config = SweepConfig(algorithms=["all"], output=str(tmp_path), name="all").resolved()
+    assert config.algorithms == algorithm_names()
+    assert len(config.algorithms) == 20 and config.algorithms[0] == "ERM"
+    both = SweepConfig(algorithms=["fishr", "all"], output=str(tmp_path), name="b").resolved()
+    assert both.algorithms[0] == "Fishr" and sorted(both.algorithms) == sorted(algorithm_names())

@@ -28,6 +28,20 @@ OBJECTIVES = _option("objective").choices
 # The embedded default: 2 algorithms x 3 test envs x 2 trial seeds x 4 hparams = 48 trials of
 # 300 steps: 2.5 minutes on a quiet 2-core machine, within 10 under load (README has the figure).
 DEFAULT_ALGORITHMS = _option("algorithms").default
+ALL_ALGORITHMS = "all"
+
+
+def expand_algorithms(names) -> list[str]:
+    """Canonical algorithm names; ``all`` stands for every registered algorithm (DomainBed's
+    order), as DomainBed's sweep does when no algorithm is named."""
+    from search_spaces import algorithm_names, canonical_algorithm
+
+    expanded = []
+    for name in names:
+        batch = algorithm_names() if str(name).lower() == ALL_ALGORITHMS else \
+            [canonical_algorithm(name)]
+        expanded.extend(a for a in batch if a not in expanded)
+    return expanded
 DEFAULT_NUM_SAMPLES = _option("num_samples").default
 DEFAULT_TRIAL_SEEDS = _option("trial_seeds").default
 DEFAULT_EMBEDDED_STEPS = 300
@@ -59,7 +73,7 @@ class _SweepConfigMethods:
 
         check_values(self, SHARED, SWEEP_ONLY)
         datasets = [get_spec(d).name for d in self.datasets]
-        algorithms = [canonical_algorithm(a) for a in self.algorithms]
+        algorithms = expand_algorithms(self.algorithms)
         for algorithm in algorithms:
             get_algorithm_class(algorithm)
             for dataset in datasets:
