@@ -1,7 +1,7 @@
 """Image-folder datasets: ``<root>/<env>/<class>/<image>`` (DomainBed's on-disk layout).
 
 ``scan_image_folders`` does the seed-independent part once (lists every image of every
-environment, picklable so a sweep shares it through Ray's object store); ``ImageEnv`` loads and
+environment, picklable; a sweep's worker process scans once and keeps it); ``ImageEnv`` loads and
 transforms images lazily. Sample order follows torchvision's ImageFolder (sorted classes, sorted
 ``os.walk``, sorted file names), so DomainBed's in/out split picks the same files.
 """

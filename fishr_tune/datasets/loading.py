@@ -1,8 +1,8 @@
 """The two-stage dataset API the trial loop uses: ``load_raw`` once, ``build_environments`` per job.
 
 ``load_raw`` is the heavy, seed-independent part (reading MNIST, listing image files); its
-result is picklable, so a sweep puts it once in Ray's object store and every trial on a node
-shares it. ``build_environments`` applies the job seed (pool permutation, label noise,
+result is picklable; a sweep trial loads it where it runs, once per worker process (reused
+actors keep it), so the driver never reads data. ``build_environments`` applies the job seed (pool permutation, label noise,
 colours, rotations) or the per-environment image transform, which is cheap.
 """
 
