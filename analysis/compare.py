@@ -24,6 +24,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from analysis.figures import save_figure
 from analysis.report import add_filters
 from analysis.selection import STUDY_KEYS, best_run, trial_choices
 from fishr_tune.errors import CLIParser, UserError, exit_status
@@ -166,14 +167,7 @@ def plot(result: dict, labels: tuple[str, str], path: str) -> list[str]:
         ax.legend(fontsize=8)
     fig.suptitle(f"{labels[0]} vs {labels[1]}: {len(result['shared'])} studies")
     fig.tight_layout()
-    stem = os.path.splitext(path)[0]
-    if os.path.dirname(stem):
-        os.makedirs(os.path.dirname(stem), exist_ok=True)
-    written = [stem + ".png", stem + ".pdf"]
-    for out in written:
-        fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return written
+    return save_figure(fig, path)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 
 import pandas as pd
 
+from analysis.figures import save_figure
 from analysis.selection import trial_choices
 from fishr_tune.errors import CLIParser, UserError, exit_status
 
@@ -98,14 +98,7 @@ def plot(trials: pd.DataFrame, hparams: list, algorithm: str, path: str) -> list
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"{algorithm}: accuracy at the selected checkpoint of {len(trials)} trials")
     fig.tight_layout()
-    stem = os.path.splitext(path)[0]
-    if os.path.dirname(stem):
-        os.makedirs(os.path.dirname(stem), exist_ok=True)
-    written = [stem + ".png", stem + ".pdf"]
-    for out in written:
-        fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return written
+    return save_figure(fig, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
