@@ -206,14 +206,22 @@ def sweep_trainable(config: dict, settings: dict) -> None:
     state_file = state_path(sweep_dir, trial.trial_id)
     load_trial_state(trial, state_file)
 
+    reported = []
+
     def report(trial_, record):
         write_records(trial_.final_records("running"), out_file)
         save_trial_state(trial_, state_file)
         tune.report({"step": record["step"], OBJECTIVE: objective(trial_),
                      "trial_key": trial_.trial_id})
+        reported.append(record["step"])
 
     try:
         trial.run(report)
+        if not reported:
+            # Resumed from a state saved after its last step (killed before its final record):
+            # nothing was left to train, but Tune and the searcher still need its objective.
+            tune.report({"step": trial.next_step - 1, OBJECTIVE: objective(trial),
+                         "trial_key": trial.trial_id})
     except TrialDiverged as exc:
         write_records(trial.final_records("diverged", str(exc)), out_file)
         _delete(state_file)
