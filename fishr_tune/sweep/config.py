@@ -66,7 +66,7 @@ class _SweepConfigMethods:
 
     def resolved(self) -> "SweepConfig":
         """Canonical names, a default name, and every value checked (UserError otherwise)."""
-        from search_spaces import canonical_algorithm, validate_overrides
+        from search_spaces import validate_overrides
 
         from fishr_tune.algorithms import get_algorithm_class
         from fishr_tune.trial import check_test_envs
