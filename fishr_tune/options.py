@@ -1,8 +1,8 @@
 """THE definition of every trial and sweep option: one table of :class:`Option` specs.
 
-``TrialArgs`` (fishr_tune.trial), ``SweepConfig`` (fishr_tune.sweep.config), both command lines
-(``fishr_tune.train``, ``fishr_tune.run``) and the settings a sweep hands its trials all derive
-from the tables below, so an option's name, flag, type, default, help and valid range are
+``TrialArgs`` (fishr_tune.trial_args), ``SweepConfig`` (fishr_tune.sweep.config), both command
+lines (``fishr_tune.train``, ``fishr_tune.run``) and the settings a sweep hands its trials all
+derive from the tables below, so an option's name, flag, type, default, help and valid range are
 written once. Scopes:
 
 * ``TRIAL_ONLY``: what identifies one trial (the train script's flags; a sweep plans these).
@@ -102,7 +102,8 @@ class Option:
 
 TRIAL_ONLY = (
     Option("dataset", str, "colored_digits", "dataset name (see README: Datasets)"),
-    Option("algorithm", str, "ERM", "algorithm name (README: Algorithms; python -m fishr_tune.algorithms)"),
+    Option("algorithm", str, "ERM",
+           "algorithm name (README: Algorithms; python -m fishr_tune.algorithms)"),
     Option("test_envs", int, [0], "held-out environment indices", nargs="+", minimum=0),
     Option("hparams_seed", int, 0, "0 = DomainBed's defaults", minimum=0),
     Option("trial_seed", int, 0, "DomainBed's trial seed (data split, hparam draw)",
@@ -127,7 +128,8 @@ SHARED = (
 SWEEP_ONLY = (
     Option("datasets", str, ["colored_digits"], "one or more datasets", flags=("--dataset",),
            nargs="+"),
-    Option("algorithms", str, ["ERM", "Fishr"], "one or more algorithm names, or all (every algorithm)", nargs="+"),
+    Option("algorithms", str, ["ERM", "Fishr"],
+           "one or more algorithm names, or all (every algorithm)", nargs="+"),
     Option("test_envs", int, None, "single test envs to run (default: every env)", nargs="+",
            minimum=0),
     Option("test_env_pairs", bool, False,
@@ -180,6 +182,16 @@ def add_flags(parser: argparse.ArgumentParser, *tables, skip: tuple[str, ...] = 
         for option in table:
             if option.name not in skip:
                 option.add_to(parser)
+
+
+def add_no_pretrained(parser: argparse.ArgumentParser) -> None:
+    """``--no-pretrained``, which both CLIs map onto ``weights`` with :func:`weights_arg`."""
+    parser.add_argument("--no-pretrained", action="store_true", help="ResNets: random init")
+
+
+def weights_arg(weights: str | None, no_pretrained: bool) -> str | None:
+    """``--no-pretrained`` wins; otherwise a path (checked later) or None for the hub cache."""
+    return "none" if no_pretrained else weights
 
 
 def check_values(obj, *tables) -> None:

@@ -90,7 +90,8 @@ def column_type(name: str) -> pa.DataType:
 def record_schema(columns) -> pa.Schema:
     """Schema for a set of record columns: core fields first, then sorted metric columns."""
     extra = sorted(c for c in columns if c not in CORE_FIELDS)
-    return pa.schema([(c, CORE_FIELDS[c]) for c in CORE_FIELDS] + [(c, pa.float64()) for c in extra])
+    return pa.schema([(c, CORE_FIELDS[c]) for c in CORE_FIELDS]
+                     + [(c, pa.float64()) for c in extra])
 
 
 def encode_json(value) -> str:

@@ -15,9 +15,9 @@ import argparse
 import sys
 
 from fishr_tune.errors import CLIParser, UserError, exit_status
-from fishr_tune.options import SHARED, SWEEP_ONLY, add_flags, from_namespace
+from fishr_tune.options import (SHARED, SWEEP_ONLY, add_flags, add_no_pretrained,
+                                from_namespace, weights_arg)
 from fishr_tune.sweep.config import SweepConfig
-from fishr_tune.train import weights_arg
 from search_spaces import parse_hparams_json
 
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = CLIParser(prog="python -m fishr_tune.run", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(p, SWEEP_ONLY, SHARED)
-    p.add_argument("--no-pretrained", action="store_true", help="ResNets: random init")
+    add_no_pretrained(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep --name (it must exist)")
     p.add_argument("--resume-if-exists", action="store_true",

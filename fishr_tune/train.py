@@ -15,17 +15,13 @@ import json
 import sys
 
 from fishr_tune.errors import CLIParser, UserError, exit_status
-from fishr_tune.options import SHARED, TRIAL_ONLY, add_flags, from_namespace
+from fishr_tune.options import (SHARED, TRIAL_ONLY, add_flags, add_no_pretrained,
+                                from_namespace, weights_arg)
 from fishr_tune.records import env_acc_column, join, records_path, write_records
 from fishr_tune.trial import (Trial, TrialArgs, TrialDiverged, load_trial_state,
                               save_trial_state)
 
 STATE_DIR = "state"
-
-
-def weights_arg(weights: str | None, no_pretrained: bool) -> str | None:
-    """``--no-pretrained`` wins; otherwise a path (checked later) or None for the hub cache."""
-    return "none" if no_pretrained else weights
 
 
 def progress_line(record: dict, n_envs: int) -> str:
@@ -45,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(p, TRIAL_ONLY, SHARED)
     p.add_argument("--output", default="results/train")
-    p.add_argument("--no-pretrained", action="store_true", help="ResNets: random init")
+    add_no_pretrained(p)
     p.add_argument("--save-state", action="store_true",
                    help="save the full trial state at every checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from a saved state")

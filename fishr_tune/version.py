@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """``<version>+g<commit>`` inside a git checkout (``-dirty`` if modified), else ``<version>``."""
+    """``<version>+g<commit>`` in a git checkout (``-dirty`` if modified), else ``<version>``."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile
 from torch.utils.data import Dataset
 
-from fishr_tune.datasets.registry import (FOLDER_PREFIX, IMAGE_EXTENSIONS, DatasetSpec,
-                                          _subdirs, download_command)
+from fishr_tune.datasets.locations import dataset_root
+from fishr_tune.datasets.registry import (IMAGE_EXTENSIONS, DatasetSpec, _subdirs,
+                                          download_command)
 from fishr_tune.errors import UserError
 
 # DomainBed loads truncated files (a few exist in the public releases) instead of failing.
@@ -77,26 +78,6 @@ class ImageEnv(Dataset):
     def subset(self, keys) -> "ImageEnv":
         """A new ImageEnv of the items ``keys``, in that order, with the same transform."""
         return ImageEnv(self.root, [self.samples[k] for k in keys], self.transform)
-
-
-def dataset_root(spec: DatasetSpec, data_dir: str | None) -> str:
-    """The folder holding the environment folders of ``spec``.
-
-    Raises:
-        UserError: no ``data_dir`` for a named dataset, or the folder does not exist.
-    """
-    if spec.name.startswith(FOLDER_PREFIX):
-        root = spec.folder
-    elif data_dir is None:
-        raise UserError(f"{spec.name} needs --data-dir D holding {spec.folder}/<env>/<class>/"
-                        f"<image>: get it with {download_command(spec.name)}")
-    else:
-        root = os.path.join(os.path.expanduser(data_dir), spec.folder)
-    if not os.path.isdir(root):
-        raise UserError(f"missing dataset folder {root}: get it with "
-                        f"{download_command(spec.name, data_dir)} or lay it out as "
-                        f"{root}/<env>/<class>/<image>")
-    return root
 
 
 def _list_images(class_dir: str, root: str) -> list[str]:

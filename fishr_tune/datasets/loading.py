@@ -2,8 +2,9 @@
 
 ``load_raw`` is the heavy, seed-independent part (reading MNIST, listing image files); its
 result is picklable; a sweep trial loads it where it runs, once per worker process (reused
-actors keep it), so the driver never reads data. ``build_environments`` applies the job seed (pool permutation, label noise,
-colours, rotations) or the per-environment image transform, which is cheap.
+actors keep it), so the driver never reads data. ``build_environments`` applies the job seed
+(pool permutation, label noise, colours, rotations) or the per-environment image transform,
+which is cheap.
 """
 
 from __future__ import annotations

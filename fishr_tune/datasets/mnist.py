@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from fishr_tune.datasets.locations import mnist_raw_dir
 from fishr_tune.datasets.registry import download_command
 from fishr_tune.datasets.tensors import TensorPool
 from fishr_tune.errors import UserError
@@ -24,11 +25,6 @@ MNIST_PARTS = (
 )
 MNIST_FILES = tuple(name for part in MNIST_PARTS for name in part)
 _UBYTE = 0x08  # IDX type code of unsigned bytes, the only type MNIST uses
-
-
-def mnist_raw_dir(data_dir: str) -> str:
-    """The folder torchvision (and so DomainBed) keeps the MNIST IDX files in."""
-    return os.path.join(data_dir, "MNIST", "raw")
 
 
 def find_idx_file(raw_dir: str, stem: str) -> str | None:

@@ -15,7 +15,8 @@ from fishr_tune.errors import UserError
 
 FOLDER_PREFIX = "folder:"
 IMAGE_SHAPE = (3, 224, 224)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ _SPECS = (
     DatasetSpec("RotatedMNIST", ("0", "15", "30", "45", "60", "75"), (1, 28, 28), 10, 5001, 100,
                 "small", "mnist", aliases=("rmnist",)),
     _images("VLCS", ("C", "L", "S", "V"), "VLCS", ("Caltech101", "LabelMe", "SUN09", "VOC2007"), 5),
-    _images("PACS", ("A", "C", "P", "S"), "PACS", ("art_painting", "cartoon", "photo", "sketch"), 7),
+    _images("PACS", ("A", "C", "P", "S"), "PACS",
+            ("art_painting", "cartoon", "photo", "sketch"), 7),
     _images("OfficeHome", ("A", "C", "P", "R"), "office_home",
             ("Art", "Clipart", "Product", "Real World"), 65),
     _images("TerraIncognita", ("L100", "L38", "L43", "L46"), "terra_incognita",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 
 import optuna
 from ray.tune.search import Searcher
@@ -96,10 +97,16 @@ def tpe_sampler(seed: int, n_startup_trials: int) -> optuna.samplers.TPESampler:
     * ``n_ei_candidates=64``: more candidates per proposal (cheap next to a trial) sharpen the
       expected-improvement argmax once the "good" density has only a few points.
     * ``constant_liar``: parallel proposals of one study don't collide.
+
+    Optuna 4.9 deprecated ``consider_endpoints`` (removal planned for 6.0; pyproject pins 5.0):
+    its FutureWarning is silenced here, since dropping the flag would change every proposal.
     """
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
-                                      multivariate=True, consider_endpoints=True,
-                                      n_ei_candidates=64, constant_liar=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*consider_endpoints.*",
+                                category=FutureWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
+                                          multivariate=True, consider_endpoints=True,
+                                          n_ei_candidates=64, constant_liar=True)
 
 
 def default_startup_trials(num_samples: int) -> int:

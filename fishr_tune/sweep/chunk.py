@@ -120,11 +120,25 @@ def progress_reporter():
 
 
 class Ledger(Callback):
-    """A Tune callback counting the chunk's trials and keeping the jobs that ended in error."""
+    """A Tune callback counting the chunk's trials and keeping the jobs that ended in error.
 
-    def __init__(self):
+    It also says once when Tune has handed the chunk's first trials to Ray (their actors
+    requested): the moment the engine's own start-up cost ends (benchmarks/sweep_scale.py
+    times that line).
+    """
+
+    DISPATCHED = "first trials handed to Ray"
+
+    def __init__(self, chunk_name: str = ""):
         self.trials = self.ended = 0
         self.errored: list[dict] = []
+        self.chunk_name, self.dispatched = chunk_name, False
+
+    def on_step_end(self, iteration, trials, **info):
+        """After Tune's loop step that created the first trials and requested their actors."""
+        if trials and not self.dispatched:
+            self.dispatched = True
+            print(f"chunk {self.chunk_name}: {self.DISPATCHED} ({len(trials)})", flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         """Count a trial (restarts after a failure are the same Tune trial)."""
@@ -214,7 +228,7 @@ def run_chunk(config: SweepConfig, chunk: Chunk) -> dict | None:
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trainable, settings=settings),
         trial_resources(config.cpus_per_trial, config.gpus_per_trial))
-    ledger = Ledger()
+    ledger = Ledger(chunk.name)
     run_config = tune.RunConfig(
         name=chunk.name, storage_path=join(config.sweep_dir, TUNE_DIR), verbose=1,
         progress_reporter=progress_reporter(), callbacks=[ledger],

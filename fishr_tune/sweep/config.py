@@ -68,14 +68,14 @@ class _SweepConfigMethods:
         """Canonical names, a default name, and every value checked (UserError otherwise)."""
         from search_spaces import validate_overrides
 
-        from fishr_tune.algorithms import get_algorithm_class
-        from fishr_tune.trial import check_test_envs
+        from fishr_tune.trial_args import check_test_envs
 
         check_values(self, SHARED, SWEEP_ONLY)
         datasets = [get_spec(d).name for d in self.datasets]
+        # Canonical registry names (unknown ones refused); every registered algorithm has an
+        # implementation, and checking it here would import torch into the driver.
         algorithms = expand_algorithms(self.algorithms)
         for algorithm in algorithms:
-            get_algorithm_class(algorithm)
             for dataset in datasets:
                 validate_overrides(algorithm, dataset, self.hparams or {})
         if self.test_envs is not None:

@@ -72,8 +72,7 @@ def check_local_data(config: SweepConfig) -> None:
     Only folders are looked at (nothing is read); on a cluster the driver checks nothing, since
     the data lives on the worker nodes (a node that lacks it fails its trials with the reason).
     """
-    from fishr_tune.datasets.images import dataset_root
-    from fishr_tune.datasets.mnist import mnist_raw_dir
+    from fishr_tune.datasets.locations import dataset_root, mnist_raw_dir
     from fishr_tune.datasets.registry import download_command
 
     for name in config.datasets:

@@ -8,6 +8,10 @@ result), and ``keep_checkpoints`` keeps its final model weights under ``<sweep>/
 
 The data is loaded where the trial runs, once per worker process (reused actors keep it): the
 driver never reads it, and a node that lacks it fails the trial with a reason naming the node.
+
+The chunk driver imports this module (to plan, resume and hand Tune the trainable) but never
+trains: torch and the training core are imported inside the worker-side functions, so a chunk
+driver starts without them (README: Sweep engine design).
 """
 
 from __future__ import annotations
@@ -15,17 +19,15 @@ from __future__ import annotations
 import traceback
 
 import ray
-import torch
 from ray import tune
 
-from fishr_tune.datasets import get_spec, load_raw
+from fishr_tune.datasets import get_spec
 from fishr_tune.errors import UserError, one_line
 from fishr_tune.options import SHARED
 from fishr_tune.records import (join, records_path, resolve_filesystem,
                                 write_atomically, write_records)
 from fishr_tune.sweep.plan import Job
-from fishr_tune.trial import (Trial, TrialArgs, TrialDiverged, identity_record,
-                              load_trial_state, save_trial_state, trial_identity)
+from fishr_tune.trial_args import TrialArgs, identity_record, trial_identity
 
 OBJECTIVE = "objective"
 STATE_DIR = "state"
@@ -113,17 +115,23 @@ def worker_raw(dataset: str, data_dir: str | None):
     Raises:
         DataUnavailable: this node lacks the data (one line: the node, the path, the fix).
     """
+    from fishr_tune.datasets import load_raw  # the loaders import torch: workers only
+
     key = (dataset, data_dir)
     if key not in _RAW_CACHE:
         try:
             _RAW_CACHE[key] = load_raw(get_spec(dataset), data_dir)
         except UserError as exc:
-            raise DataUnavailable(f"node {node_label()} cannot read {dataset}: {one_line(exc)}")
+            raise DataUnavailable(f"node {node_label()} cannot read {dataset}: "
+                                  f"{one_line(exc)}") from None
     return _RAW_CACHE[key]
 
 
-def make_trial(job: Job, settings: dict) -> Trial:
-    """Build the training-core trial of one job (its data loaded on this worker)."""
+def make_trial(job: Job, settings: dict):
+    """Build the training-core trial (``fishr_tune.trial.Trial``) of one job, its data loaded
+    on this worker."""
+    from fishr_tune.trial import Trial
+
     args = job_trial_args(job, settings)
     raw = worker_raw(args.dataset, args.data_dir)
     return Trial(args, job_hparams(job, settings), raw=raw, search=settings["search"],
@@ -164,6 +172,8 @@ def _delete(path: str) -> None:
 def _fresh_gpu_memory() -> None:
     """Per-trial peak memory, and no cache left by the previous trial of a reused actor (with
     fractional GPUs, other trials share the device)."""
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -179,6 +189,10 @@ def _record_data_failure(job: Job, settings: dict, reason: str, node_id: str) ->
 
 def sweep_trainable(config: dict, settings: dict) -> None:
     """Tune function trainable (bound with ``tune.with_parameters``)."""
+    import torch
+
+    from fishr_tune.trial import TrialDiverged, load_trial_state, save_trial_state
+
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
     _fresh_gpu_memory()
     job = Job.from_dict(config["job"])
