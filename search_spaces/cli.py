@@ -2,7 +2,8 @@
 
     python -m search_spaces --algorithm Fishr --dataset officehome
     python -m search_spaces --algorithm Fishr --dataset cmnist --hparams-seed 1 --trial-seed 0
-    python -m search_spaces --algorithm Fishr --dataset VLCS --hparams-seed 3 --hparams '{"ema": 0.9}'
+    python -m search_spaces --algorithm Fishr --dataset VLCS --hparams-seed 3 \\
+        --hparams '{"ema": 0.9}'
 
 Bad input prints one line on stderr and exits with status 2.
 """

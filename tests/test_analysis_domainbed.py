@@ -36,7 +36,7 @@ def by_hand(lines, method):
         for env in a["test_envs"]:
             groups.setdefault((a["trial_seed"], a["dataset"], a["algorithm"], env), []).append(r)
     cells = {}
-    for (seed, dataset, algorithm, env), recs in sorted(groups.items()):
+    for (_seed, dataset, algorithm, env), recs in sorted(groups.items()):
         n = N_ENVS[dataset]
         best = None
         for hs in sorted({r["args"]["hparams_seed"] for r in recs}):
