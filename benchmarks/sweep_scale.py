@@ -2,6 +2,7 @@
 
     python benchmarks/sweep_scale.py                # dry runs + real one-step trials
     python benchmarks/sweep_scale.py --skip-real    # planning/dispatch dry runs only
+    python benchmarks/sweep_scale.py --tables 1b 4  # only the real CLI's start and main job
 
 Three tables, each measured side by side in one run:
 
@@ -18,6 +19,10 @@ Three tables, each measured side by side in one run:
 3. Real one-step trials on a local Ray: the new engine and the old one (the commit before the
    new engine, checked out into a temporary folder with ``git worktree``), the same sweep:
    wall time, driver overhead per trial, sweep folder bytes per finished trial.
+4. The README's main job, ``python -m fishr_tune.run`` (48 embedded trials of 300 steps), on
+   both engines one after the other: wall time, the trials' own time, the engine's overhead per
+   trial, the mean training step, and the largest accuracy difference between the two engines'
+   matching checkpoints (the same trials must give the same numbers).
 
 Absolute times are noisy on a shared machine; compare within a table.
 """
@@ -80,8 +85,14 @@ def dry_run(n_trials: int) -> dict:
 
 def first_trial_latency(n_trials: int) -> dict:
     """Seconds from starting ``python -m fishr_tune.run`` (``n_trials`` planned one-step trials,
-    a fresh local Ray) until the first trial writes its records; then the run is killed."""
+    a fresh local Ray) until Tune has handed the first trials to Ray (the chunk driver's
+    ``Ledger.DISPATCHED`` line: trials created, actors requested), and until the first trial
+    writes its records (Ray's worker start and the worker's torch import included); then the
+    run is killed."""
     import signal
+    import threading
+
+    from fishr_tune.sweep.chunk import Ledger
 
     seeds = max(1, round(n_trials / (STUDIES_PER_SEED * SAMPLES)))
     with tempfile.TemporaryDirectory() as output:
@@ -89,19 +100,31 @@ def first_trial_latency(n_trials: int) -> dict:
                "--trial-seeds", str(seeds), "--steps", "1", "--checkpoint-freq", "1",
                "--output", output, "--name", "first", "--num-cpus", "2"]
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=dict(os.environ, PYTHONPATH=ROOT), start_new_session=True)
+        lines: list[tuple[float, str]] = []
+
+        def read() -> None:  # drained continuously, so the run never blocks on a full pipe
+            for line in proc.stdout:
+                lines.append((time.perf_counter() - start, line))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         records = os.path.join(output, "first", "records")
         try:
             while not (os.path.isdir(records) and os.listdir(records)):
                 if proc.poll() is not None or time.perf_counter() - start > 600:
-                    raise RuntimeError(f"no trial started ({n_trials} planned)")
+                    raise RuntimeError(f"no trial started ({n_trials} planned): "
+                                       + "".join(line for _, line in lines[-20:]))
                 time.sleep(0.05)
             latency = time.perf_counter() - start
         finally:
             os.killpg(proc.pid, signal.SIGKILL)  # the run's own process group only
             proc.wait()
-    return {"planned": seeds * STUDIES_PER_SEED * SAMPLES, "first_trial_s": latency}
+            reader.join(timeout=10)
+    dispatched = next((t for t, line in lines if Ledger.DISPATCHED in line), None)
+    return {"planned": seeds * STUDIES_PER_SEED * SAMPLES, "dispatched_s": dispatched,
+            "first_trial_s": latency}
 
 
 def old_grid_cost(n_jobs: int) -> dict:
@@ -221,6 +244,50 @@ def dry_tables(opts) -> None:
                       ("us / trial", "us_per_trial", "{:.0f}"), ("", "note", "")]))
 
 
+def default_run(code_root: str, output: str) -> dict:
+    """Table 4: the README's main job as a user runs it, from ``code_root``."""
+    import pandas as pd
+
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "fishr_tune.run", "--output", output,
+                           "--name", "default"], capture_output=True, text=True, cwd=code_root,
+                          env=dict(os.environ, PYTHONPATH=code_root), timeout=3600)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
+    df = pd.read_parquet(os.path.join(output, "default", "records"))
+    trial_s = float(df.groupby("trial_id")["elapsed_s"].max().sum())
+    return {"wall_s": wall, "trials": int(df["trial_id"].nunique()), "sum_trial_s": trial_s,
+            "overhead_s_per_trial": (wall - trial_s / 2) / df["trial_id"].nunique(),
+            "step_ms": 1000 * float(df["step_time"].mean()), "records": df}
+
+
+def accuracy_gap(a, b) -> float:
+    """Largest |difference| of any env accuracy between matching checkpoints of two sweeps."""
+    key = ["algorithm", "trial_seed", "hparams_seed", "step"]
+    a = a.assign(envs=a["test_envs"].map(tuple))
+    b = b.assign(envs=b["test_envs"].map(tuple))
+    accs = [c for c in a.columns if c.endswith("_acc") and c in b.columns]
+    both = a.merge(b, on=key + ["envs"], suffixes=("_a", "_b"))
+    if len(both) != len(a) or len(a) != len(b):
+        raise RuntimeError(f"the two sweeps' checkpoints differ ({len(a)}, {len(b)}, "
+                           f"{len(both)} matched)")
+    return max(float((both[f"{c}_a"] - both[f"{c}_b"]).abs().max()) for c in accs)
+
+
+def with_old_engine(body):
+    """Run ``body(old_root, tmp)`` with the old engine checked out in a temporary worktree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old_root = os.path.join(tmp, "old")
+        subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", old_root, OLD_COMMIT],
+                       check=True, capture_output=True)
+        try:
+            return body(old_root, tmp)
+        finally:
+            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", old_root],
+                           capture_output=True)
+
+
 def main() -> None:
     """Run the three tables and print them."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -229,39 +296,56 @@ def main() -> None:
     parser.add_argument("--real-trials", type=int, nargs="+", default=[24, 48])
     parser.add_argument("--skip-real", action="store_true", help="tables 1 and 2 only")
     parser.add_argument("--skip-dry", action="store_true", help="tables 1b and 3 only")
+    parser.add_argument("--tables", nargs="+", default=["1", "2", "1b", "3", "4"],
+                        choices=["1", "2", "1b", "3", "4"], help="which tables to measure")
     opts = parser.parse_args()
+    tables = set(opts.tables)
+    if opts.skip_dry:
+        tables -= {"1", "2"}
+    if opts.skip_real:
+        tables -= {"1b", "3", "4"}
 
-    if not opts.skip_dry:
+    if tables & {"1", "2"}:
         dry_tables(opts)
-    if opts.skip_real:
-        return
-    latency = [first_trial_latency(n) for n in opts.sizes]
-    print("\n## 1b. New engine, real CLI: first trial running (fresh local Ray, 2 CPUs)\n")
-    print(table(latency, [("planned trials", "planned", ""),
-                          ("s from start to first trial's records", "first_trial_s", "{:.1f}")]))
-    if opts.skip_real:
-        return
-    real = []
-    with tempfile.TemporaryDirectory() as tmp:
-        old_root = os.path.join(tmp, "old")
-        subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", old_root, OLD_COMMIT],
-                       check=True, capture_output=True)
-        try:
+    if "1b" in tables:
+        latency = [first_trial_latency(n) for n in opts.sizes]
+        print("\n## 1b. New engine, real CLI from its start (fresh local Ray, 2 CPUs)\n")
+        print(table(latency, [("planned trials", "planned", ""),
+                              ("s to first trials handed to Ray", "dispatched_s", "{:.1f}"),
+                              ("s to first trial's records", "first_trial_s", "{:.1f}")]))
+    if "3" in tables:
+        def real_tables(old_root, tmp):
+            rows = []
             for n_trials in opts.real_trials:
                 for label, root in (("new (chunks)", ROOT), ("old (one Tuner)", old_root)):
                     output = os.path.join(tmp, f"out-{label[:3]}-{n_trials}")
-                    real.append(dict(real_run(root, n_trials, output), engine=label))
+                    rows.append(dict(real_run(root, n_trials, output), engine=label))
                     shutil.rmtree(output, ignore_errors=True)
-        finally:
-            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", old_root],
-                           capture_output=True)
-    print("\n## 3. Real one-step trials, local Ray with 2 CPUs\n")
-    print(table(real, [("engine", "engine", ""), ("trials", "trials", ""), ("ok", "ok", ""),
-                       ("wall s", "wall_s", "{:.1f}"),
-                       ("overhead s / trial", "overhead_s_per_trial", "{:.2f}"),
-                       ("driver peak RSS MB", "driver_rss_mb", "{:.0f}"),
-                       ("sweep folder bytes / trial", "bytes_per_trial", "{:.0f}")]))
+            return rows
 
+        real = with_old_engine(real_tables)
+        print("\n## 3. Real one-step trials, local Ray with 2 CPUs\n")
+        print(table(real, [("engine", "engine", ""), ("trials", "trials", ""), ("ok", "ok", ""),
+                           ("wall s", "wall_s", "{:.1f}"),
+                           ("overhead s / trial", "overhead_s_per_trial", "{:.2f}"),
+                           ("driver peak RSS MB", "driver_rss_mb", "{:.0f}"),
+                           ("sweep folder bytes / trial", "bytes_per_trial", "{:.0f}")]))
+    if "4" in tables:
+        def default_tables(old_root, tmp):
+            return [dict(default_run(root, os.path.join(tmp, f"default-{label[:3]}")),
+                         engine=label)
+                    for label, root in (("new (chunks)", ROOT), ("old (one Tuner)", old_root))]
+
+        rows = with_old_engine(default_tables)
+        gap = accuracy_gap(rows[0]["records"], rows[1]["records"])
+        print("\n## 4. The README's main job, python -m fishr_tune.run (48 trials x 300 steps)\n")
+        print(table(rows, [("engine", "engine", ""), ("trials", "trials", ""),
+                           ("wall s", "wall_s", "{:.0f}"),
+                           ("sum of trial s", "sum_trial_s", "{:.0f}"),
+                           ("overhead s / trial", "overhead_s_per_trial", "{:.2f}"),
+                           ("mean step ms", "step_ms", "{:.1f}")]))
+        print(f"\nlargest accuracy difference between the engines' matching checkpoints: "
+              f"{gap:.2g}")
 
 if __name__ == "__main__":
     main()

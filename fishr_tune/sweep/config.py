@@ -26,7 +26,7 @@ SEARCHES = _option("search").choices
 OBJECTIVES = _option("objective").choices
 
 # The embedded default: 2 algorithms x 3 test envs x 2 trial seeds x 4 hparams = 48 trials of
-# 300 steps: 2.5 minutes on a quiet 2-core machine, within 10 under load (README has the figure).
+# 300 steps: about 5 minutes on the quiet 2-core machine (README has the figure).
 DEFAULT_ALGORITHMS = _option("algorithms").default
 ALL_ALGORITHMS = "all"
 
