@@ -53,12 +53,17 @@ def print_summary(outcome) -> None:
     print(f"\nsweep finished: {c['trials']} trials: {c['ok']} ok, {c['error']} error, "
           f"{c['diverged']} diverged in {outcome.wall_time_s:.0f} s")
     print(f"records: {outcome.records_dir}")
+    if c.get("running"):
+        print(f"{c['running']} trials unfinished (a chunk was stopped): continue with "
+              f"{outcome.resume_command}")
     print(selection_report(outcome.records))
 
 
 def run_sweep_cli(argv=None) -> int:
-    """Run a sweep from command-line arguments; 1 when any trial ended in error."""
-    from fishr_tune.sweep.driver import run_sweep, sweep_exists
+    """Run a sweep from command-line arguments; 1 when any trial ended in error, 130 when the
+    sweep was interrupted (one line on stderr says how to continue it)."""
+    from fishr_tune.sweep.driver import (INTERRUPTED_EXIT, SweepInterrupted, run_sweep,
+                                         sweep_exists)
 
     opts = build_parser().parse_args(argv)
     resume = opts.resume
@@ -68,8 +73,12 @@ def run_sweep_cli(argv=None) -> int:
         resume = sweep_exists(opts.output, opts.name)
     if opts.num_cpus is not None and opts.num_cpus < 1:
         raise UserError(f"--num-cpus is {opts.num_cpus}: it must be at least 1")
-    outcome = run_sweep(config_from_args(opts), resume=resume, address=opts.address,
-                        num_cpus=opts.num_cpus, dashboard=opts.dashboard)
+    try:
+        outcome = run_sweep(config_from_args(opts), resume=resume, address=opts.address,
+                            num_cpus=opts.num_cpus, dashboard=opts.dashboard)
+    except SweepInterrupted as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT
     print_summary(outcome)
     return 0 if outcome.counts["error"] == 0 and not outcome.counts["failed_chunks"] else 1
 

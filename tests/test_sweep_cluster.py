@@ -92,3 +92,47 @@ def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
         assert after[name] == content
     assert "sweep finished: 8 trials: 8 ok" in resumed.stdout
     assert "Ray dashboard: http://127.0.0.1:" in resumed.stdout
+
+
+@pytest.mark.timeout(1500)
+def test_interrupted_sweep_says_how_to_resume_and_keeps_trials_resumable(tmp_path):
+    """Ctrl-C (SIGINT to the process group): one line naming the resume command, exit 130, no
+    traceback, trials in flight left ``running`` with their state; the resume finishes them."""
+    base = [sys.executable, "-m", "fishr_tune.run", "--dataset", "colored_digits",
+            "--algorithms", "ERM", "--test-envs", "2", "--trial-seeds", "1", "--num-samples",
+            "6", "--steps", "200", "--checkpoint-freq", "50", "--output", str(tmp_path),
+            "--name", "ctrlc", "--num-cpus", "2"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    records_dir = tmp_path / "ctrlc" / "records"
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(base, stdout=log, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)  # its own group, as a terminal's job
+        deadline = time.time() + 700
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            statuses = {p.name: pq.read_table(p, columns=["status"]).column(0)[0].as_py()
+                        for p in records_dir.glob("*.parquet")} if records_dir.exists() else {}
+            if "ok" in statuses.values() and "running" in statuses.values():
+                break
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("sweep ctrlc interrupted: ") and " of 6 trials finished" in last
+    assert last.endswith(f"--output {tmp_path} --name ctrlc --resume")
+    df = read_records(str(tmp_path / "ctrlc"))
+    first = df.groupby("trial_id")["status"].first()
+    assert "error" not in set(first) and (first == "running").any()
+    state = {p.stem for p in (tmp_path / "ctrlc" / "state").glob("*.pt")}
+    assert set(first[first == "running"].index) <= state  # their state survives for the resume
+    command = last.rsplit("continue it with: ", 1)[1].split()
+    assert command[:3] == ["python", "-m", "fishr_tune.run"]
+    resumed = subprocess.run([sys.executable] + command[1:], capture_output=True, text=True,
+                             env=env, timeout=700)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    df = read_records(str(tmp_path / "ctrlc"))
+    assert df["trial_id"].nunique() == 6
+    for _, rows in df.groupby("trial_id"):
+        assert sorted(rows["step"]) == [0, 50, 100, 150, 199] and set(rows["status"]) == {"ok"}

@@ -34,6 +34,7 @@ from fishr_tune.sweep.plan import (Chunk, Job, Study, plan_chunks,  # noqa: E402
 
 CHUNKS_DIR = "chunks"
 TUNE_DIR = "tune"
+STOPPED_EXIT = 3  # the chunk driver's status when its experiment was stopped before its end
 
 
 def sweep_chunks(config: SweepConfig) -> list[Chunk]:
@@ -262,6 +263,10 @@ def main(argv=None) -> int:
 
     # fit() looks for the per-trial result files we do not write (the records are the result).
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # On a stop, Tune advises Tuner.restore, which this engine never uses: the sweep driver
+    # prints the command that resumes the sweep instead.
+    logging.getLogger("ray.tune.tune").addFilter(
+        lambda record: "Resume experiment with" not in record.getMessage())
     p = CLIParser(prog="python -m fishr_tune.sweep.chunk", description=__doc__)
     p.add_argument("--output", required=True)
     p.add_argument("--name", required=True)
@@ -273,7 +278,7 @@ def main(argv=None) -> int:
         config = SweepConfig.load(opts.output, opts.name)
         chunk = sweep_chunks(config)[opts.chunk]
         connect(opts.address)
-        return 0 if run_chunk(config, chunk) is not None else 3
+        return 0 if run_chunk(config, chunk) is not None else STOPPED_EXIT
 
     return exit_status(body, argv)
 

@@ -25,6 +25,12 @@ from fishr_tune.sweep.cluster import check_resources, connect
 from fishr_tune.sweep.config import SweepConfig, check_name
 
 POLL_S = 0.5
+INTERRUPTED_EXIT = 130  # like a process ended by SIGINT (fishr_tune.submit's STOPPED status)
+
+
+class SweepInterrupted(Exception):
+    """The sweep was stopped (Ctrl-C, ``submit --stop``) after its chunk drivers saved: the
+    message says how far it got and the command that continues it."""
 
 
 @dataclass
@@ -35,6 +41,7 @@ class SweepOutcome:
     counts: dict
     wall_time_s: float
     records: "object"  # pandas.DataFrame of every record
+    resume_command: str = ""  # what continues the sweep (trials left ``running`` need it)
 
     @property
     def records_dir(self) -> str:
@@ -95,19 +102,24 @@ def _die_with_parent() -> None:
 
 def start_chunk(config: SweepConfig, chunk, address: str) -> subprocess.Popen:
     """Start the driver process of one chunk (it inherits stdout/stderr and the environment,
-    so inside a Ray job it joins the same job's runtime environment)."""
+    so inside a Ray job it joins the same job's runtime environment).
+
+    Its own session: a Ctrl-C (or ``submit --stop``, which signals the job's process group)
+    reaches the sweep driver only, which passes exactly one SIGINT on (a second one would make
+    Tune skip its orderly stop)."""
     cmd = [sys.executable, "-m", "fishr_tune.sweep.chunk", "--output", config.output,
            "--name", config.name, "--chunk", str(chunk.index), "--address", address]
-    return subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent, start_new_session=True)
 
 
-def run_chunks(config: SweepConfig, chunks: list, address: str) -> list[str]:
-    """Run the chunks, ``chunks_in_flight`` at a time; the names of chunks whose driver failed.
+def run_chunks(config: SweepConfig, chunks: list, address: str) -> dict[str, int]:
+    """Run the chunks, ``chunks_in_flight`` at a time; the exit status of every chunk driver
+    that did not end cleanly, by chunk name.
 
     A chunk starts as soon as one in flight ends, so the next chunk's trials fill the slots
     that the previous chunk's last trials leave free.
     """
-    queue, running, failed = list(chunks), {}, []
+    queue, running, failed = list(chunks), {}, {}
     try:
         while queue or running:
             while queue and len(running) < config.chunks_in_flight:
@@ -120,7 +132,7 @@ def run_chunks(config: SweepConfig, chunks: list, address: str) -> list[str]:
                 if proc.poll() is not None:
                     del running[name]
                     if proc.returncode != 0:
-                        failed.append(name)
+                        failed[name] = proc.returncode
                     print(f"chunk {name}: ended (exit status {proc.returncode})", flush=True)
     finally:
         for proc in running.values():  # Ctrl-C: let the chunk drivers save, then end them
@@ -167,7 +179,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
     """
     import ray
 
-    from fishr_tune.sweep.chunk import read_marker, sweep_chunks
+    from fishr_tune.sweep.chunk import STOPPED_EXIT, read_marker, sweep_chunks
 
     config = prepare(config, resume)
     start = time.time()
@@ -181,9 +193,31 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
         config.save()
     # A chunk that ended without errors is done; any other one reruns what is unfinished.
     todo = [c for c in chunks if (read_marker(config, c) or {"errors": 1})["errors"]]
-    failed = run_chunks(config, todo, cluster_address())
+    try:
+        failed = run_chunks(config, todo, cluster_address())
+    except KeyboardInterrupt:  # the chunk drivers have saved and ended (run_chunks waits)
+        raise SweepInterrupted(interrupted_message(config, chunks)) from None
     remove_empty_folders(config)
-    return summarise(config, chunks, time.time() - start, failed)
+    # A chunk stopped before its end (its own SIGINT) leaves resumable trials, not errors.
+    stopped = any(status == STOPPED_EXIT for status in failed.values())
+    return summarise(config, chunks, time.time() - start, list(failed), settle=not stopped)
+
+
+def resume_command(config: SweepConfig) -> str:
+    """The command line that continues this sweep."""
+    return f"python -m fishr_tune.run --output {config.output} --name {config.name} --resume"
+
+
+def interrupted_message(config: SweepConfig, chunks) -> str:
+    """How far a stopped sweep got, and how to continue it (one line)."""
+    from fishr_tune.sweep.chunk import chunk_trials
+
+    records = read_records(join(config.sweep_dir, RECORDS_DIR))
+    status = records.groupby("trial_id")["status"].first() if len(records) else None
+    done = 0 if status is None else int(status.isin(("ok", "diverged")).sum())
+    planned = sum(chunk_trials(config, c) for c in chunks)
+    return (f"sweep {config.name} interrupted: {done} of {planned} trials finished, trials in "
+            f"flight keep their saved state; continue it with: {resume_command(config)}")
 
 
 def settle_unfinished(config: SweepConfig, records):
@@ -203,11 +237,17 @@ def settle_unfinished(config: SweepConfig, records):
 
 
 def summarise(config: SweepConfig, chunks, wall_time_s: float,
-              failed_chunks: list[str]) -> SweepOutcome:
-    """Count trials per final status from the records (plus errors that left no records)."""
+              failed_chunks: list[str], settle: bool = True) -> SweepOutcome:
+    """Count trials per final status from the records (plus errors that left no records).
+
+    ``settle``: mark records still ``running`` as errors (every chunk ran to its end, so their
+    process died); off when a chunk was stopped, whose trials in flight are resumable.
+    """
     from fishr_tune.sweep.chunk import read_marker
 
-    records = settle_unfinished(config, read_records(join(config.sweep_dir, RECORDS_DIR)))
+    records = read_records(join(config.sweep_dir, RECORDS_DIR))
+    if settle:
+        records = settle_unfinished(config, records)
     status = records.groupby("trial_id")["status"].first() if len(records) else None
     counts = {s: 0 for s in ("ok", "error", "diverged")}
     if status is not None:
@@ -219,4 +259,4 @@ def summarise(config: SweepConfig, chunks, wall_time_s: float,
     counts["error"] += without_records
     counts["trials"] = (0 if status is None else len(status)) + without_records
     counts["failed_chunks"] = len(failed_chunks)
-    return SweepOutcome(config.sweep_dir, counts, wall_time_s, records)
+    return SweepOutcome(config.sweep_dir, counts, wall_time_s, records, resume_command(config))
