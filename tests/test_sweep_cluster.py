@@ -37,6 +37,10 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     assert len(outcome.records) == 8 * 4  # checkpoints 0, 20, 40, 59 of every trial
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _finished(records_dir):
     done = {}
     for path in records_dir.glob("*.parquet"):
@@ -105,8 +109,10 @@ def test_interrupted_sweep_says_how_to_resume_and_keeps_trials_resumable(tmp_pat
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     records_dir = tmp_path / "ctrlc" / "records"
     with open(tmp_path / "first.log", "w") as log:
+        # Its own process group with SIGINT at its default, as a shell runs a foreground job
+        # (this pytest process may ignore SIGINT by now, and children inherit that).
         proc = subprocess.Popen(base, stdout=log, stderr=subprocess.PIPE, text=True, env=env,
-                                start_new_session=True)  # its own group, as a terminal's job
+                                start_new_session=True, preexec_fn=_default_sigint)
         deadline = time.time() + 700
         while time.time() < deadline:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
