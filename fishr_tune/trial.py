@@ -14,23 +14,13 @@ import numpy as np
 import torch
 
 from fishr_tune.algorithms import get_algorithm_class
-from fishr_tune.datasets import (
-    build_environments,
-    get_spec,
-    load_raw,
-    split_environments,
-)
+from fishr_tune.datasets import build_environments, get_spec, load_raw, split_environments
 from fishr_tune.errors import UserError
 from fishr_tune.records import env_acc_column, resolve_filesystem, write_atomically
 from fishr_tune.seeding import seed_hash
-
 # Re-exported: the trial's arguments and identity live in the torch-free trial_args.
-from fishr_tune.trial_args import (  # noqa: F401
-    TrialArgs,
-    check_test_envs,
-    identity_record,
-    trial_identity,
-)
+from fishr_tune.trial_args import (TrialArgs, check_test_envs, identity_record,  # noqa: F401
+                                   trial_identity)
 
 EVAL_BATCH_SIZE = 64  # DomainBed's; algorithms whose predict depends on its batch use it always
 TENSOR_EVAL_BATCH_SIZE = 4096  # others have no batch-dependent layers at eval: exact and faster

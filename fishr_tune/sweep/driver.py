@@ -203,6 +203,11 @@ def run_sweep(config: SweepConfig, resume: bool = False, address: str | None = N
     return summarise(config, chunks, time.time() - start, list(failed), settle=not stopped)
 
 
+def trial_statuses(records):
+    """Each trial's status (its records share one), by trial id; None when there are none."""
+    return records.groupby("trial_id")["status"].first() if len(records) else None
+
+
 def resume_command(config: SweepConfig) -> str:
     """The command line that continues this sweep."""
     return f"python -m fishr_tune.run --output {config.output} --name {config.name} --resume"
@@ -212,8 +217,7 @@ def interrupted_message(config: SweepConfig, chunks) -> str:
     """How far a stopped sweep got, and how to continue it (one line)."""
     from fishr_tune.sweep.chunk import chunk_trials
 
-    records = read_records(join(config.sweep_dir, RECORDS_DIR))
-    status = records.groupby("trial_id")["status"].first() if len(records) else None
+    status = trial_statuses(read_records(join(config.sweep_dir, RECORDS_DIR)))
     done = 0 if status is None else int(status.isin(("ok", "diverged")).sum())
     planned = sum(chunk_trials(config, c) for c in chunks)
     return (f"sweep {config.name} interrupted: {done} of {planned} trials finished, trials in "
@@ -248,7 +252,7 @@ def summarise(config: SweepConfig, chunks, wall_time_s: float,
     records = read_records(join(config.sweep_dir, RECORDS_DIR))
     if settle:
         records = settle_unfinished(config, records)
-    status = records.groupby("trial_id")["status"].first() if len(records) else None
+    status = trial_statuses(records)
     counts = {s: 0 for s in ("ok", "error", "diverged")}
     if status is not None:
         for value, n in status.value_counts().items():
