@@ -24,7 +24,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from analysis.figures import save_figure
+from analysis.figures import pyplot, save_figure
 from analysis.report import add_filters
 from analysis.selection import STUDY_KEYS, best_run, trial_choices
 from fishr_tune.errors import CLIParser, UserError, exit_status
@@ -145,10 +145,7 @@ def table_text(result: dict, labels: tuple[str, str]) -> str:
 def plot(result: dict, labels: tuple[str, str], path: str) -> list[str]:
     """Best-so-far validation and selected test accuracy vs trials: median line and
     interquartile band over studies, per sweep; written as ``path`` (PNG) and its PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ks = np.arange(1, result["full"] + 1)

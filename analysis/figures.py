@@ -1,8 +1,20 @@
-"""Writing matplotlib figures the way every analysis command does: a PNG and a PDF beside it."""
+"""Matplotlib the way every analysis command uses it: headless, and each figure written as a
+PNG with a PDF beside it."""
 
 from __future__ import annotations
 
 import os
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display on a cluster node);
+    imported on first use, so commands that draw nothing never load matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(fig, path: str) -> list[str]:

@@ -61,10 +61,12 @@ def selection_report(records: pd.DataFrame, selections=None, fmt: str = "text") 
     return "\n".join(lines)
 
 
-def add_filters(p: argparse.ArgumentParser) -> None:
-    """``--dataset``, ``--algorithm``, ``--search`` (shared by the analysis CLIs)."""
+def add_filters(p: argparse.ArgumentParser, algorithm: bool = True) -> None:
+    """``--dataset``, ``--algorithm``, ``--search`` (shared by the analysis CLIs);
+    ``algorithm=False`` for a command with its own ``--algorithm``."""
     p.add_argument("--dataset", nargs="+", default=None, help="keep these datasets")
-    p.add_argument("--algorithm", nargs="+", default=None, help="keep these algorithms")
+    if algorithm:
+        p.add_argument("--algorithm", nargs="+", default=None, help="keep these algorithms")
     p.add_argument("--search", nargs="+", default=None, help="keep random / bayes / single")
 
 

@@ -18,7 +18,8 @@ import sys
 
 import pandas as pd
 
-from analysis.figures import save_figure
+from analysis.figures import pyplot, save_figure
+from analysis.report import add_filters
 from analysis.selection import trial_choices
 from fishr_tune.errors import CLIParser, UserError, exit_status
 
@@ -75,10 +76,7 @@ def summary_text(trials: pd.DataFrame, hparams: list) -> str:
 
 def plot(trials: pd.DataFrame, hparams: list, algorithm: str, path: str) -> list[str]:
     """One panel per hparam: val and test accuracy (%) of every trial; PNG and PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = min(3, len(hparams))
     rows = math.ceil(len(hparams) / cols)
@@ -107,8 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+")
     p.add_argument("--algorithm", required=True)
-    p.add_argument("--dataset", nargs="+", default=None)
-    p.add_argument("--search", nargs="+", default=None)
+    add_filters(p, algorithm=False)
     p.add_argument("--plot", default=None, help="PNG path (a PDF is written beside it)")
     return p
 
