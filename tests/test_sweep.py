@@ -1,6 +1,8 @@
 """Sweep engine on a real local Ray: random and Bayesian search, failures, bad input."""
 
 import json
+import subprocess
+import sys
 
 import optuna
 import pandas as pd
@@ -207,3 +209,36 @@ def test_algorithms_all_is_every_registered_algorithm_in_domainbed_order(tmp_pat
     assert len(config.algorithms) == 20 and config.algorithms[0] == "ERM"
     both = SweepConfig(algorithms=["fishr", "all"], output=str(tmp_path), name="b").resolved()
     assert both.algorithms[0] == "Fishr" and sorted(both.algorithms) == sorted(algorithm_names())
+
+
+_CALLBACKS = """
+import weakref
+from fishr_tune.sweep.trainable import quiet_exit_in_callbacks
+
+class Thing:
+    pass
+
+def ending(_):
+    raise SystemExit(1)  # what Ray's SIGTERM handler raises, here inside a weakref callback
+
+def failing(_):
+    raise ValueError("a real bug")
+
+quiet_exit_in_callbacks()
+quiet_exit_in_callbacks()  # a reused actor's second trial: still one hook
+for callback in (ending, failing):
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+print("still running")
+"""
+
+
+def test_worker_prints_no_traceback_for_an_exit_raised_in_a_callback():
+    """A trial worker ended by SIGTERM inside a weakref callback prints nothing of it (the
+    sweep's stderr stays clean on Ctrl-C); any other unraisable exception is still printed."""
+    done = subprocess.run([sys.executable, "-c", _CALLBACKS], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout == "still running\n"
+    assert "SystemExit" not in done.stderr
+    assert done.stderr.count("Traceback") == 1 and "ValueError: a real bug" in done.stderr

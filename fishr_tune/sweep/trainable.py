@@ -16,6 +16,7 @@ driver starts without them (README: Sweep engine design).
 
 from __future__ import annotations
 
+import sys
 import traceback
 
 import ray
@@ -179,6 +180,28 @@ def _fresh_gpu_memory() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def quiet_exit_in_callbacks() -> None:
+    """In a trial's worker: print no traceback for a SystemExit that Python cannot raise.
+
+    When a chunk driver ends (a Ctrl-C included), the raylet ends that job's workers with
+    SIGTERM, and Ray's worker handler raises SystemExit wherever the main thread is. When that
+    is inside a weakref or ``__del__`` callback, Python discards the exception but prints
+    "Exception ignored in ..." with its traceback, and the sweep's stderr shows it. The
+    exception is discarded either way; only its print is dropped. Every other unraisable
+    exception is still printed by the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "quiet_exit", False):  # reused actors call this once per trial
+        return
+
+    def hook(unraisable):
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    hook.quiet_exit = True
+    sys.unraisablehook = hook
+
+
 def _record_data_failure(job: Job, settings: dict, reason: str, node_id: str) -> None:
     args, hparams = job_trial_args(job, settings), job_hparams(job, settings)
     record = identity_record(args, hparams, settings["search"], job.trial_index,
@@ -193,6 +216,7 @@ def sweep_trainable(config: dict, settings: dict) -> None:
 
     from fishr_tune.trial import TrialDiverged, load_trial_state, save_trial_state
 
+    quiet_exit_in_callbacks()
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
     _fresh_gpu_memory()
     job = Job.from_dict(config["job"])
