@@ -20,7 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 
 from fishr_tune.datasets import archives
-from fishr_tune.datasets.mnist import MNIST_FILES, find_idx_file, mnist_raw_dir
+from fishr_tune.datasets.locations import mnist_raw_dir
+from fishr_tune.datasets.mnist import MNIST_FILES, find_idx_file
 from fishr_tune.datasets.registry import DatasetSpec, download_command, get_spec
 from fishr_tune.errors import CLIParser, UserError, exit_status, one_line
 

@@ -97,10 +97,23 @@ def test_missing_file_names_exact_path(tmp_path):
 
 
 def test_missing_dir_and_no_data_dir(tmp_path):
-    with pytest.raises(UserError, match="train-images-idx3-ubyte"):
-        load_raw(get_spec("RotatedMNIST"), str(tmp_path / "nowhere"))
-    with pytest.raises(UserError, match="--data-dir"):
-        load_raw(get_spec("RotatedMNIST"), None)
+    """The loader's words are the sweep driver's (one check, datasets.locations.mnist_folder)."""
+    from fishr_tune.datasets.locations import mnist_folder
+
+    nowhere = str(tmp_path / "nowhere")
+    messages = {}
+    for data_dir in (nowhere, None):
+        with pytest.raises(UserError) as loader:
+            load_raw(get_spec("RotatedMNIST"), data_dir)
+        with pytest.raises(UserError) as driver:
+            mnist_folder("RotatedMNIST", data_dir)
+        assert str(loader.value) == str(driver.value)
+        assert "python -m fishr_tune.download RotatedMNIST" in str(loader.value)
+        messages[data_dir] = str(loader.value)
+    needs = "RotatedMNIST needs --data-dir D with MNIST IDX files in D/MNIST/raw"
+    assert messages[nowhere].startswith(
+        f"{needs} (missing: {os.path.join(nowhere, 'MNIST', 'raw')}): get them with ")
+    assert messages[None].startswith(f"{needs}: get them with ")
 
 
 def test_damaged_files_name_the_file(tmp_path):

@@ -15,7 +15,8 @@ import shutil
 import tarfile
 import zipfile
 
-from fishr_tune.datasets.mnist import MNIST_FILES, mnist_raw_dir, read_idx
+from fishr_tune.datasets.locations import mnist_raw_dir
+from fishr_tune.datasets.mnist import MNIST_FILES, read_idx
 from fishr_tune.errors import UserError
 
 # DomainBed's TerraIncognita: 4 camera locations and 10 categories of Caltech Camera Traps.

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from fishr_tune.datasets.locations import mnist_raw_dir
+from fishr_tune.datasets.locations import mnist_folder
 from fishr_tune.datasets.registry import download_command
 from fishr_tune.datasets.tensors import TensorPool
 from fishr_tune.errors import UserError
@@ -71,11 +71,8 @@ def load_mnist_pool(data_dir: str | None, dataset_name: str = "ColoredMNIST") ->
     Raises:
         UserError: no data dir, a missing file (names the exact path), or a damaged file.
     """
-    fix = f"get them with: {download_command(dataset_name, data_dir)}"
-    if data_dir is None:
-        raise UserError(f"{dataset_name} needs --data-dir D with MNIST IDX files in "
-                        f"D/MNIST/raw: {fix}")
-    raw_dir = mnist_raw_dir(os.path.expanduser(data_dir))
+    raw_dir = mnist_folder(dataset_name, data_dir)
+    fix = f"get them with {download_command(dataset_name, data_dir)}"
     images, labels = [], []
     for image_stem, label_stem in MNIST_PARTS:
         paths = []

@@ -79,19 +79,14 @@ def check_local_data(config: SweepConfig) -> None:
     Only folders are looked at (nothing is read); on a cluster the driver checks nothing, since
     the data lives on the worker nodes (a node that lacks it fails its trials with the reason).
     """
-    from fishr_tune.datasets.locations import dataset_root, mnist_raw_dir
-    from fishr_tune.datasets.registry import download_command
+    from fishr_tune.datasets.locations import dataset_root, mnist_folder
 
     for name in config.datasets:
         spec = get_spec(name)
         if spec.kind == "images":
             dataset_root(spec, config.data_dir)
         elif spec.kind == "mnist":
-            folder = mnist_raw_dir(os.path.expanduser(config.data_dir or ""))
-            if not config.data_dir or not os.path.isdir(folder):
-                raise UserError(f"{spec.name} needs --data-dir D with MNIST IDX files in "
-                                f"D/MNIST/raw (missing: {folder}): get them with "
-                                f"{download_command(spec.name, config.data_dir)}")
+            mnist_folder(spec.name, config.data_dir)
 
 
 def _die_with_parent() -> None:
