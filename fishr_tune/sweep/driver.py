@@ -211,9 +211,10 @@ def resume_command(config: SweepConfig) -> str:
 def interrupted_message(config: SweepConfig, chunks) -> str:
     """How far a stopped sweep got, and how to continue it (one line)."""
     from fishr_tune.sweep.chunk import chunk_trials
+    from fishr_tune.sweep.trainable import FINAL_STATUSES
 
     status = trial_statuses(read_records(join(config.sweep_dir, RECORDS_DIR)))
-    done = 0 if status is None else int(status.isin(("ok", "diverged")).sum())
+    done = 0 if status is None else int(status.isin(FINAL_STATUSES).sum())
     planned = sum(chunk_trials(config, c) for c in chunks)
     return (f"sweep {config.name} interrupted: {done} of {planned} trials finished, trials in "
             f"flight keep their saved state; continue it with: {resume_command(config)}")
