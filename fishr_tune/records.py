@@ -156,6 +156,20 @@ def write_records(records: list[dict], path: str) -> None:
     write_atomically(path, lambda stream: pq.write_table(table, stream))
 
 
+def read_file_table(path: str, columns: list[str] | None = None) -> pa.Table:
+    """One record file as an Arrow table, read through one open handle.
+
+    Writers replace a live trial's file by rename (``write_atomically``). ``pq.read_table(path)``
+    opens the path more than once (footer, then pages), so a rename in between mixes the old
+    footer with the new file's pages ("Deserializing page header failed"). One handle pins one
+    inode: the reader sees the old file whole or the new one whole. Raises FileNotFoundError
+    when there is no file.
+    """
+    fs, local = resolve_filesystem(path)
+    with fs.open_input_file(local) as handle:
+        return pq.read_table(handle, columns=columns)
+
+
 def read_records(path: str) -> "pandas.DataFrame":  # noqa: F821
     """Read every ``*.parquet`` record file under ``path`` (a sweep or trial output folder).
 

@@ -6,9 +6,7 @@ import subprocess
 import sys
 import time
 
-import pyarrow.parquet as pq
-
-from fishr_tune.records import read_records
+from fishr_tune.records import read_file_table, read_records
 
 SWEEP = ["--dataset", "colored_digits", "--algorithms", "ERM", "--test-envs", "0",
          "--trial-seeds", "1"]
@@ -33,7 +31,7 @@ def finished_files(records_dir, last_step):
     """{file name: bytes} of the record files whose trial reached ``last_step`` with status ok."""
     done = {}
     for path in records_dir.glob("*.parquet"):
-        table = pq.read_table(path, columns=["status", "step"]).to_pydict()
+        table = read_file_table(str(path), columns=["status", "step"]).to_pydict()
         if set(table["status"]) == {"ok"} and last_step in table["step"]:
             done[path.name] = path.read_bytes()
     return done

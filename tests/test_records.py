@@ -2,11 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pyarrow.parquet as pq
 
-from fishr_tune.records import (CORE_FIELDS, read_records, records_path, records_table,
-                                write_records)
+from fishr_tune.records import (CORE_FIELDS, read_file_table, read_records, records_path,
+                                records_table, write_records)
 
 
 def _record(trial_id, step, n_envs, **extra):
@@ -37,6 +40,42 @@ def test_atomic_write_leaves_no_temporary_file_and_overwrites(tmp_path):
     write_records([_record("abc", 0, 3), _record("abc", 10, 3)], path)
     assert os.listdir(tmp_path / "records") == ["abc.parquet"]
     assert pq.read_table(path).column("step").to_pylist() == [0, 10]
+
+
+# Rewrites one trial's record file, as a live trial does at every checkpoint, until told to stop.
+REWRITER = textwrap.dedent("""
+    import os, sys
+    from fishr_tune.records import write_records
+    sys.path.insert(0, os.path.dirname(sys.argv[3]))
+    from test_records import _record
+    path, stop, n = sys.argv[1], sys.argv[2], 0
+    while not os.path.exists(stop):
+        n += 1
+        write_records([_record("live", step, 3) for step in range(n % 40 + 1)], path)
+        if n == 1:
+            print("writing", flush=True)
+    print(n)
+""")
+
+
+def test_file_read_is_whole_while_a_writer_replaces_the_file(tmp_path):
+    """Every read of a file being replaced sees one whole version (plain ``pq.read_table`` of
+    the path mixed two versions in most reads here)."""
+    path = records_path(str(tmp_path), "live")
+    write_records([_record("live", 0, 3)], path)
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", REWRITER, path, str(stop), __file__],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        for _ in range(400):
+            table = read_file_table(path, columns=["status", "step", "env1_in_acc"]).to_pydict()
+            assert table["step"] == list(range(len(table["step"])))
+            assert table["env1_in_acc"] == [0.51] * len(table["step"])
+    finally:
+        stop.touch()
+        rewrites = int(writer.communicate(timeout=60)[0])
+    assert rewrites > 50  # the file really was replaced under the reads
 
 
 def test_read_unifies_files_with_different_env_counts(tmp_path):

@@ -6,10 +6,9 @@ import subprocess
 import sys
 import time
 
-import pyarrow.parquet as pq
 import pytest
 
-from fishr_tune.records import read_records
+from fishr_tune.records import read_file_table, read_records
 from fishr_tune.sweep.config import SweepConfig
 from fishr_tune.sweep.driver import run_sweep
 
@@ -44,7 +43,7 @@ def _default_sigint():
 def _finished(records_dir):
     done = {}
     for path in records_dir.glob("*.parquet"):
-        statuses = set(pq.read_table(path, columns=["status"]).column("status").to_pylist())
+        statuses = set(read_file_table(str(path), ["status"]).column("status").to_pylist())
         if statuses == {"ok"}:
             done[path.name] = path.read_bytes()
     return done
@@ -116,7 +115,7 @@ def test_interrupted_sweep_says_how_to_resume_and_keeps_trials_resumable(tmp_pat
         deadline = time.time() + 700
         while time.time() < deadline:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            statuses = {p.name: pq.read_table(p, columns=["status"]).column(0)[0].as_py()
+            statuses = {p.name: read_file_table(str(p), ["status"]).column(0)[0].as_py()
                         for p in records_dir.glob("*.parquet")} if records_dir.exists() else {}
             if "ok" in statuses.values() and "running" in statuses.values():
                 break

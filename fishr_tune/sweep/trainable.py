@@ -25,7 +25,7 @@ from ray import tune
 from fishr_tune.datasets import get_spec
 from fishr_tune.errors import UserError, one_line
 from fishr_tune.options import SHARED
-from fishr_tune.records import (join, records_path, resolve_filesystem,
+from fishr_tune.records import (join, read_file_table, records_path, resolve_filesystem,
                                 write_atomically, write_records)
 from fishr_tune.sweep.plan import Job
 from fishr_tune.trial_args import TrialArgs, identity_record, trial_identity
@@ -141,22 +141,16 @@ def make_trial(job: Job, settings: dict):
 
 def read_file_records(path: str) -> list[dict] | None:
     """The records of one trial file as dicts, None when there is none."""
-    import pyarrow.parquet as pq
-
-    fs, local = resolve_filesystem(path)
     try:
-        return pq.read_table(local, filesystem=fs).to_pylist()
+        return read_file_table(path).to_pylist()
     except (FileNotFoundError, OSError):
         return None
 
 
 def final_status(path: str) -> str | None:
     """The status of a trial's records file (None when it does not exist)."""
-    import pyarrow.parquet as pq
-
-    fs, local = resolve_filesystem(path)
     try:
-        statuses = pq.read_table(local, columns=["status"], filesystem=fs).column("status")
+        statuses = read_file_table(path, columns=["status"]).column("status")
     except (FileNotFoundError, OSError):
         return None
     return statuses[0].as_py() if len(statuses) else None
