@@ -14,6 +14,11 @@ def mnist_raw_dir(data_dir: str) -> str:
     return os.path.join(data_dir, "MNIST", "raw")
 
 
+def mnist_fix(dataset_name: str, data_dir: str | None) -> str:
+    """The end of every missing-MNIST error: the command that downloads the IDX files."""
+    return f"get them with {download_command(dataset_name, data_dir)}"
+
+
 def mnist_folder(dataset_name: str, data_dir: str | None) -> str:
     """The existing folder holding MNIST's IDX files for an MNIST-based dataset.
 
@@ -21,12 +26,11 @@ def mnist_folder(dataset_name: str, data_dir: str | None) -> str:
         UserError: no ``data_dir``, or no ``MNIST/raw`` folder in it (the download command).
     """
     needs = f"{dataset_name} needs --data-dir D with MNIST IDX files in D/MNIST/raw"
-    fix = f"get them with {download_command(dataset_name, data_dir)}"
     if data_dir is None:
-        raise UserError(f"{needs}: {fix}")
+        raise UserError(f"{needs}: {mnist_fix(dataset_name, data_dir)}")
     folder = mnist_raw_dir(os.path.expanduser(data_dir))
     if not os.path.isdir(folder):
-        raise UserError(f"{needs} (missing: {folder}): {fix}")
+        raise UserError(f"{needs} (missing: {folder}): {mnist_fix(dataset_name, data_dir)}")
     return folder
 
 

@@ -13,8 +13,7 @@ import os
 
 import numpy as np
 
-from fishr_tune.datasets.locations import mnist_folder
-from fishr_tune.datasets.registry import download_command
+from fishr_tune.datasets.locations import mnist_fix, mnist_folder
 from fishr_tune.datasets.tensors import TensorPool
 from fishr_tune.errors import UserError
 
@@ -72,7 +71,6 @@ def load_mnist_pool(data_dir: str | None, dataset_name: str = "ColoredMNIST") ->
         UserError: no data dir, a missing file (names the exact path), or a damaged file.
     """
     raw_dir = mnist_folder(dataset_name, data_dir)
-    fix = f"get them with {download_command(dataset_name, data_dir)}"
     images, labels = [], []
     for image_stem, label_stem in MNIST_PARTS:
         paths = []
@@ -80,7 +78,7 @@ def load_mnist_pool(data_dir: str | None, dataset_name: str = "ColoredMNIST") ->
             path = find_idx_file(raw_dir, stem)
             if path is None:
                 raise UserError(f"missing MNIST file {os.path.join(raw_dir, stem)} (or .gz): "
-                                f"{fix}")
+                                f"{mnist_fix(dataset_name, data_dir)}")
             paths.append(path)
         part_images, part_labels = read_idx(paths[0], 3), read_idx(paths[1], 1)
         if len(part_images) != len(part_labels):
