@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from fishr_tune.records import read_file_table, read_records
+from fishr_tune.records import read_records
 from fishr_tune.sweep.config import SweepConfig
 from fishr_tune.sweep.driver import run_sweep
+from fishr_tune.sweep.trainable import final_status
+from tests.submit_helpers import finished_files
 
 
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
@@ -40,15 +42,6 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _finished(records_dir):
-    done = {}
-    for path in records_dir.glob("*.parquet"):
-        statuses = set(read_file_table(str(path), ["status"]).column("status").to_pylist())
-        if statuses == {"ok"}:
-            done[path.name] = path.read_bytes()
-    return done
-
-
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("search", ["random", "bayes"])
 def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
@@ -62,12 +55,12 @@ def test_killed_driver_is_resumed_without_loss_or_duplicates(tmp_path, search):
         proc = subprocess.Popen(first, stdout=log, stderr=subprocess.STDOUT, env=env)
         records_dir = tmp_path / "killed" / "records"
         deadline = time.time() + 700  # an upper bound for a loaded machine
-        while len(_finished(records_dir)) < 2 and time.time() < deadline:
+        while len(finished_files(records_dir, 199)) < 2 and time.time() < deadline:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             time.sleep(0.5)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    finished_before = _finished(records_dir)
+    finished_before = finished_files(records_dir, 199)
     assert 2 <= len(finished_before) < 8
     resumed = subprocess.run(base + ["--resume", "--dashboard"], capture_output=True, text=True,
                              env=env, timeout=700)
@@ -115,7 +108,7 @@ def test_interrupted_sweep_says_how_to_resume_and_keeps_trials_resumable(tmp_pat
         deadline = time.time() + 700
         while time.time() < deadline:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            statuses = {p.name: read_file_table(str(p), ["status"]).column(0)[0].as_py()
+            statuses = {p.name: final_status(str(p))
                         for p in records_dir.glob("*.parquet")} if records_dir.exists() else {}
             if "ok" in statuses.values() and "running" in statuses.values():
                 break
